@@ -1,0 +1,123 @@
+"""The one canonical label order and every data set's map into it.
+
+Everything that needs to know about classes asks this module: adapters map native labels with
+:func:`canonical_index`, the trainer sizes its heads from :data:`DATASET_CLASSES`, the evaluator
+scores cross-dataset targets with :func:`scored_classes`, and the report prints the tables below.
+
+The canonical order is the reference's (AffectNet expression codes 0-7). A model's output index
+``i`` means ``classes[i]`` where ``classes`` is the list in its checkpoint metadata: the canonical
+names of the data set it was trained on, in canonical order.
+"""
+
+from __future__ import annotations
+
+CANONICAL: tuple[str, ...] = (
+    "neutral",
+    "happy",
+    "sad",
+    "surprise",
+    "fear",
+    "disgust",
+    "anger",
+    "contempt",
+)
+
+# Native label spellings seen in the wild (datasets.md), lower-cased, -> canonical name.
+SYNONYMS: dict[str, str] = {
+    "neutral": "neutral", "ne": "neutral", "normal": "neutral",
+    "happy": "happy", "happiness": "happy", "ha": "happy",
+    "sad": "sad", "sadness": "sad", "sa": "sad",
+    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
+    "fear": "fear", "fe": "fear", "afraid": "fear",
+    "disgust": "disgust", "di": "disgust", "disgusted": "disgust",
+    "anger": "anger", "angry": "anger", "an": "anger",
+    "contempt": "contempt",
+}  # fmt: skip
+
+# Native integer codes per publisher -> canonical name (datasets.md).
+NATIVE_CODES: dict[str, dict[int, str]] = {
+    # AffectNet expression column; 8 None, 9 Uncertain, 10 No-Face are not classes.
+    "affectnet": dict(enumerate(CANONICAL)),
+    # RAF-DB list_patition_label.txt: 1 Surprise ... 7 Neutral.
+    "rafdb": {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger",
+              7: "neutral"},
+    # FER2013 csv `emotion`.
+    "fer2013": {0: "anger", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise",
+                6: "neutral"},
+    # CK+ official Emotion/*.txt.
+    "ckplus": {0: "neutral", 1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happy",
+               6: "sad", 7: "surprise"},
+}  # fmt: skip
+
+# FERPlus vote columns, in the publisher's csv order (the last two are not classes).
+FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
+    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+    "unknown", "NF",
+)  # fmt: skip
+
+SEVEN = CANONICAL[:7]
+
+# The classes each data set (adapter) can label, in canonical order. A model trained on a data
+# set outputs exactly these classes. ckplus48 (the common 48x48 copy) has no neutral.
+DATASET_CLASSES: dict[str, tuple[str, ...]] = {
+    "affectnet8": CANONICAL,
+    "affectnet7": SEVEN,
+    "rafdb": SEVEN,
+    "ferplus": CANONICAL,
+    "fer2013": SEVEN,
+    "ckplus": CANONICAL,
+    "ckplus48": tuple(c for c in CANONICAL if c != "neutral"),
+    "jaffe": SEVEN,
+    "sfew": SEVEN,
+    "demo": SEVEN,
+}
+
+# Named evaluation protocols: classes dropped from a target on top of the general rule.
+# "reference" reproduces the reference code (JAFFE scored without Neutral, ref doc §4.3).
+PROTOCOLS: dict[str, dict[str, tuple[str, ...]]] = {
+    "shared": {},
+    "reference": {"jaffe": ("neutral",)},
+}
+
+
+class LabelError(ValueError):
+    """A label that is not one of the known spellings or codes."""
+
+
+def canonical_name(native: str) -> str:
+    """Map a native label spelling (``'Angry'``, ``'SA'``, ``'surprised'``) to its canonical name."""
+    key = str(native).strip().lower()
+    if key not in SYNONYMS:
+        raise LabelError(f"unknown label {native!r}; expected one of {sorted(SYNONYMS)}")
+    return SYNONYMS[key]
+
+
+def canonical_index(name: str) -> int:
+    """Canonical index (0-7) of a label given by any known spelling."""
+    return CANONICAL.index(canonical_name(name))
+
+
+def from_code(publisher: str, code: int) -> str:
+    """Canonical name of a publisher's integer label code."""
+    table = NATIVE_CODES[publisher]
+    if int(code) not in table:
+        raise LabelError(f"unknown {publisher} label code {code!r}; expected one of {sorted(table)}")
+    return table[int(code)]
+
+
+def scored_classes(
+    model_classes: list[str] | tuple[str, ...],
+    target_classes: list[str] | tuple[str, ...],
+    target: str | None = None,
+    protocol: str = "shared",
+) -> list[str]:
+    """Classes a model is scored on for a target: those both share, minus the protocol's drops.
+
+    Logits of the other model classes are excluded before argmax; target images whose label is
+    not in the returned list are left out (and counted) by the evaluator.
+    """
+    if protocol not in PROTOCOLS:
+        raise LabelError(f"unknown evaluation protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+    dropped = set(PROTOCOLS[protocol].get(target or "", ()))
+    shared = set(model_classes) & set(target_classes)
+    return [c for c in CANONICAL if c in shared and c not in dropped]
