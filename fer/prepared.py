@@ -52,7 +52,7 @@ class PreparedData:
         every usable row *not* in the fold. ``with_roi=True`` keeps rows with all three ROIs.
         """
         idx = self.index
-        keep = (idx["status"] != "unreadable").to_numpy()
+        keep = np.array(idx["status"] != "unreadable", dtype=bool)
         if fold is not None:
             in_fold = (idx["fold"].astype(int) == int(fold)).to_numpy()
             keep &= ~in_fold if split == "train" else in_fold
