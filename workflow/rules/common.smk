@@ -1,0 +1,236 @@
+# Helpers shared by the rules: config validation, wildcard constraints, input functions and
+# resource scaling. No rules here; nothing here imports torch (this file is parsed in every job).
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.utils import validate
+
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+ARCH_MODELS = ["global", "roi"]
+# Approximate sizes (images) per adapter; `datasets.<name>.n_images` overrides.
+ADAPTER_SIZES = {
+    "affectnet8": 291_650,
+    "affectnet7": 283_901,
+    "rafdb": 15_339,
+    "ferplus": 35_711,
+    "fer2013": 35_887,
+    "ckplus": 1_563,
+    "jaffe": 213,
+    "sfew": 1_394,
+    "demo": 300,
+}
+
+
+def _fail(message):
+    """Stop planning with one line on stderr (no traceback): a user error in the config."""
+    print(f"config error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _validate(cfg):
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if err.validator == "additionalProperties":
+            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+            _fail(f"unknown key {'.'.join([*map(str, err.absolute_path), extra[0]])!r}")
+        _fail(f"{key}: {err.message}")
+    validate(cfg, schema=str(SCHEMA))  # fills the schema's defaults
+    names = set(cfg["datasets"])
+    for name in cfg["train_on"]:
+        if name not in names:
+            _fail(f"train_on: {name!r} is not a key of datasets ({sorted(names)})")
+    for name, targets in cfg["targets"].items():
+        if name not in cfg["train_on"]:
+            _fail(f"targets.{name}: {name!r} is not in train_on")
+        for target in targets:
+            if target not in names:
+                _fail(f"targets.{name}: {target!r} is not a key of datasets")
+    for name, entry in cfg["datasets"].items():
+        if not entry.get("generate") and not entry.get("root"):
+            _fail(
+                f"datasets.{name}: needs root (where the data set lives) or generate: true"
+            )
+        if (
+            entry.get("kfold")
+            and name in cfg["targets"]
+            and cfg["targets"][name] != [name]
+        ):
+            _fail(f"targets.{name}: a k-fold data set is evaluated on itself only")
+
+
+_validate(config)
+
+
+wildcard_constraints:
+    dataset="|".join(config["datasets"]),
+    target="|".join(config["datasets"]),
+    arch="global|roi|fused",
+    model="global|roi",
+    fold=r"\d+",
+
+
+def ds(name):
+    """The config entry of a data set, with the adapter filled in."""
+    entry = dict(config["datasets"][name])
+    entry.setdefault("adapter", name)
+    return entry
+
+
+def dataset_root(name):
+    entry = ds(name)
+    return f"resources/{name}/raw" if entry.get("generate") else entry["root"]
+
+
+def manifest_inputs(wildcards):
+    """A generated data set needs its generator's output; a real one needs nothing planned."""
+    return (
+        [f"resources/{wildcards.dataset}/raw"]
+        if ds(wildcards.dataset).get("generate")
+        else []
+    )
+
+
+def n_images(name):
+    entry = ds(name)
+    return entry.get("n_images") or ADAPTER_SIZES.get(entry["adapter"], 50_000)
+
+
+def mem_mb_for(base, per_kimage):
+    """Resource function: `base` MB plus `per_kimage` MB per thousand images of the data set."""
+
+    def mem(wildcards, attempt):
+        name = getattr(wildcards, "target", None) or wildcards.dataset
+        return int(
+            (base + per_kimage * n_images(name) / 1000) * (1 + 0.5 * (attempt - 1))
+        )
+
+    return mem
+
+
+def runtime_for(base, per_kimage):
+    """Resource function: minutes, scaled with the data set's size and the retry attempt."""
+
+    def runtime(wildcards, attempt):
+        name = getattr(wildcards, "target", None) or wildcards.dataset
+        return int((base + per_kimage * n_images(name) / 1000) * attempt)
+
+    return runtime
+
+
+def recipe(dataset, model):
+    """The merged training recipe of (data set, model), as a JSON string for `fer train`."""
+    train = config["train"]
+    merged = {**train["defaults"], **train[f"defaults_{model}"]}
+    merged.update(train["recipes"].get(dataset, {}).get(model, {}))
+    merged["dataset"] = dataset
+    merged["config_hash"] = config_hash()
+    return json.dumps(merged, sort_keys=True)
+
+
+def recipe_param(wildcards):
+    return recipe(wildcards.dataset, wildcards.model)
+
+
+def config_hash():
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def kfold(name):
+    return ds(name).get("kfold")
+
+
+def checkpoints(dataset, model):
+    """The checkpoint(s) of a trained model: one per fold for k-fold data sets."""
+    k = kfold(dataset)
+    if k:
+        return [f"models/{dataset}/{model}.fold{i}.pt" for i in range(k)]
+    return [f"models/{dataset}/{model}.pt"]
+
+
+def evaluate_inputs(wildcards):
+    if wildcards.dataset not in config["train_on"]:
+        raise ValueError(f"{wildcards.dataset!r} is not in train_on")
+    return {
+        "prepared": f"resources/{wildcards.target}/prepared/index.csv",
+        "global_ckpt": checkpoints(wildcards.dataset, "global"),
+        "roi_ckpt": checkpoints(wildcards.dataset, "roi"),
+    }
+
+
+def result_cells():
+    """Every declared table cell: (dataset, target, arch, path)."""
+    return [
+        (d, t, a, f"results/{d}/{t}_{a}.json")
+        for d in config["train_on"]
+        for t in config["targets"].get(d, [d])
+        for a in config["archs"]
+    ]
+
+
+def all_results(wildcards=None):
+    return [cell[3] for cell in result_cells()]
+
+
+def cells_json():
+    keys = ("dataset", "target", "arch", "path")
+    return json.dumps(
+        [
+            dict(zip(keys, cell)) | {"within": cell[0] == cell[1]}
+            for cell in result_cells()
+        ]
+    )
+
+
+def trained_models():
+    return [
+        c for d in config["train_on"] for m in ARCH_MODELS for c in checkpoints(d, m)
+    ]
+
+
+def histories(wildcards=None):
+    return [c.removesuffix(".pt") + ".history.csv" for c in trained_models()]
+
+
+def prepared_datasets():
+    names = set(config["train_on"])
+    for d in config["train_on"]:
+        names.update(config["targets"].get(d, [d]))
+    return sorted(names)
+
+
+def prepared_summaries(wildcards=None):
+    return [f"resources/{d}/prepared/summary.json" for d in prepared_datasets()]
+
+
+def ds_param(key):
+    """Params function: a data set's config value (`root` resolves generated data sets)."""
+
+    def value(wildcards):
+        if key == "root":
+            return dataset_root(wildcards.dataset)
+        if key == "options":
+            return json.dumps(ds(wildcards.dataset)["options"])
+        if key == "kfold":
+            k = kfold(wildcards.dataset)
+            return f"--kfold {k}" if k else ""
+        return ds(wildcards.dataset)[key]
+
+    return value
+
+
+def prepared_dir(wildcards):
+    return (
+        f"resources/{getattr(wildcards, 'target', None) or wildcards.dataset}/prepared"
+    )
+
+
+def within_flag(wildcards):
+    return "--within" if wildcards.dataset == wildcards.target else ""

@@ -1,0 +1,47 @@
+# Preprocessing: detection, 68-point alignment and eye/nose/mouth crops into prepared arrays.
+
+
+rule prepare_faces:
+    input:
+        manifest="resources/{dataset}/manifest.csv",
+        summary="resources/{dataset}/manifest.summary.json",
+    output:
+        index="resources/{dataset}/prepared/index.csv",
+        faces="resources/{dataset}/prepared/faces.npy",
+        eye="resources/{dataset}/prepared/eye.npy",
+        nose="resources/{dataset}/prepared/nose.npy",
+        mouth="resources/{dataset}/prepared/mouth.npy",
+        landmarks="resources/{dataset}/prepared/landmarks.npy",
+        params="resources/{dataset}/prepared/params.json",
+        summary="resources/{dataset}/prepared/summary.json",
+        sheet=report(
+            "resources/{dataset}/prepared/contact_sheet.png",
+            caption="../report/contact_sheet.rst",
+            category="Preprocessing",
+        ),
+    log:
+        "logs/prepare_faces/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare_faces/{dataset}.tsv"
+    conda:
+        "../envs/fer.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=mem_mb_for(2000, 20),
+        runtime=runtime_for(10, 1),
+    params:
+        root=ds_param("root"),
+        detector=ds_param("detector"),
+        face_size=config["preprocess"]["face_size"],
+        roi_size=config["preprocess"]["roi_size"],
+        padding=config["preprocess"]["padding"],
+        batch_size=config["preprocess"]["batch_size"],
+        keep_original="--keep-original" if config["preprocess"]["keep_original"] else "",
+        out=prepared_dir,
+    shell:
+        "fer prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
+        " --detector {params.detector} --face-size {params.face_size}"
+        " --roi-size {params.roi_size} --padding {params.padding}"
+        " --batch-size {params.batch_size} --workers {threads} {params.keep_original}"
+        " > {log} 2>&1"

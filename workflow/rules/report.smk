@@ -1,0 +1,27 @@
+# Report: one self-contained HTML page of every accuracy table.
+
+
+rule render_report:
+    input:
+        results=all_results,
+        histories=histories,
+        summaries=prepared_summaries,
+    output:
+        report(
+            "reports/all.html",
+            caption="../report/all.rst",
+            category="Report",
+        ),
+    log:
+        "logs/render_report.log",
+    localrule: True
+    conda:
+        "../envs/fer.yaml"
+    params:
+        cells=cells_json(),
+        config=json.dumps(config, sort_keys=True),
+        title=config["title"],
+    shell:
+        "fer report --cells {params.cells:q} --histories {input.histories}"
+        " --prepared-summaries {input.summaries} --benchmarks-dir benchmarks"
+        " --config {params.config:q} --title {params.title:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,53 @@
+# Training: the Global Net and the Global-ROI Net, one trainer, recipes from config.
+
+
+rule train_model:
+    input:
+        prepared="resources/{dataset}/prepared/index.csv",
+    output:
+        ckpt="models/{dataset}/{model}.pt",
+        history="models/{dataset}/{model}.history.csv",
+        run="models/{dataset}/{model}.run.json",
+    log:
+        "logs/train_model/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/train_model/{dataset}/{model}.tsv"
+    conda:
+        "../envs/fer.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=mem_mb_for(4000, 10),
+        runtime=runtime_for(30, 10),
+    params:
+        recipe=recipe_param,
+        prepared=prepared_dir,
+    shell:
+        "fer train --prepared {params.prepared} --arch {wildcards.model}"
+        " --recipe {params.recipe:q} --out {output.ckpt} > {log} 2>&1"
+
+
+rule train_fold:
+    input:
+        prepared="resources/{dataset}/prepared/index.csv",
+    output:
+        ckpt="models/{dataset}/{model}.fold{fold}.pt",
+        history="models/{dataset}/{model}.fold{fold}.history.csv",
+        run="models/{dataset}/{model}.fold{fold}.run.json",
+    log:
+        "logs/train_fold/{dataset}/{model}.fold{fold}.log",
+    benchmark:
+        "benchmarks/train_fold/{dataset}/{model}.fold{fold}.tsv"
+    conda:
+        "../envs/fer.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=mem_mb_for(4000, 10),
+        runtime=runtime_for(30, 10),
+    params:
+        recipe=recipe_param,
+        prepared=prepared_dir,
+    shell:
+        "fer train --prepared {params.prepared} --arch {wildcards.model} --fold {wildcards.fold}"
+        " --recipe {params.recipe:q} --out {output.ckpt} > {log} 2>&1"
