@@ -1,0 +1,39 @@
+# Two commands do all the set-up on a fresh machine:
+#   make report   create .venv if absent, install fer, run the demo workflow -> reports/all.html
+#   make test     same venv, then lint + the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+CORES ?= $(shell nproc)
+STAMP := $(VENV)/.installed-stamp
+# Rules call the `fer` command: put the venv first on PATH for Snakemake and its jobs.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install report test lint dry-run clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+report: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 reports/all.html
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n reports/all.html
+	$(BIN)/snakemake -n --configfile config/paper.yaml reports/all.html
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakemake --lint
+
+# pytest exit 5 (no test collected) is a failure too: a suite that runs nothing proves nothing.
+test: lint
+	$(BIN)/pytest -ra $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf resources models results logs benchmarks/*/ reports/all.html .snakemake
