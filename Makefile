@@ -23,7 +23,7 @@ report: $(STAMP)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n reports/all.html
-	$(BIN)/snakemake -n --configfile config/paper.yaml reports/all.html
+	$(BIN)/snakemake -n --configfile=config/paper.yaml reports/all.html
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,151 @@
+"""The workflow's grammar, config validation and a real end-to-end demo run, through Snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def smk(*args, cwd=REPO, timeout=120):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    counts, in_table = {}, False
+    for line in stdout.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                if parts[0] == "total":
+                    break
+                counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_lint_and_format_are_clean():
+    assert smk("--lint").returncode == 0
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", str(REPO / "workflow")],
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stderr
+
+
+def test_demo_plans():
+    r = smk("-n", "reports/all.html")
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout) == {
+        "generate_demo": 1, "build_manifest": 1, "prepare_faces": 1, "train_model": 2,
+        "evaluate_cell": 3, "render_report": 1,
+    }  # fmt: skip
+
+
+def test_paper_grid_plans_every_cell_without_data():
+    r = smk("-n", "--configfile=config/paper.yaml", "reports/all.html")
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    # 4 holdout sets x 2 models, CK+ 10 folds x 2 models, 7 prepared sets,
+    # cells: (1 + 4 + 4 + 1 + 1) targets x 3 archs.
+    assert counts == {
+        "build_manifest": 7, "prepare_faces": 7, "train_model": 8, "train_fold": 20,
+        "evaluate_cell": 33, "render_report": 1,
+    }  # fmt: skip
+
+
+def test_single_cell_plans_exactly_its_chain():
+    r = smk("-n", "--configfile=config/paper.yaml", "results/rafdb/sfew_fused.json")
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout) == {
+        "build_manifest": 2, "prepare_faces": 2, "train_model": 2, "evaluate_cell": 1,
+    }  # fmt: skip
+    assert "resources/rafdb/prepared/index.csv" in r.stdout
+    assert "resources/sfew/prepared/index.csv" in r.stdout
+    assert "affectnet" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("foo=1", "config error: unknown key 'foo'"),
+        ('preprocess={"face_size": "big"}', "config error: preprocess.face_size: 'big' is not of type 'integer'"),
+        ('train={"defaults": {"epochz": 3}}', "config error: unknown key 'train.defaults.epochz'"),
+        ("train_on=[nosuch]", "config error: train_on: 'nosuch' is not a key of datasets (['demo'])"),
+    ],
+)  # fmt: skip
+def test_bad_config_fails_fast_with_one_line(override, expected):
+    r = smk("-n", "--config", override)
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("config error")]
+    assert errors == [expected]
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_root_fails_with_one_line_when_a_job_needs_it(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "datasets: {rafdb: {root: /nonexistent/RAF-DB}}\ntrain_on: [rafdb]\n"
+        "targets: {rafdb: [rafdb]}\n"
+    )
+    assert smk("-n", "--configfile", str(cfg), cwd=tmp_path).returncode == 0  # plans without data
+    r = smk("--cores", "1", "--configfile", str(cfg), "resources/rafdb/manifest.csv", cwd=tmp_path)
+    assert r.returncode != 0
+    log = (tmp_path / "logs" / "build_manifest" / "rafdb.log").read_text()
+    assert log.strip().splitlines()[-1] == (
+        "error: data set 'rafdb': root /nonexistent/RAF-DB does not exist"
+    )
+
+
+def test_demo_generator_is_deterministic(tmp_path):
+    from fer.demo import generate
+
+    generate(tmp_path / "a", seed=3, subjects=3, images_per_class=1, test_subjects=1, size=64)
+    generate(tmp_path / "b", seed=3, subjects=3, images_per_class=1, test_subjects=1, size=64)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.png"))
+    assert len(files) == 3 * 7
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    assert "SYNTHETIC" in (tmp_path / "a" / "SYNTHETIC.txt").read_text()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The real demo workflow, end to end, in a scratch working directory (session-scoped)."""
+    work = tmp_path_factory.mktemp("demo_run")
+    shutil.copytree(REPO / "config", work / "config")
+    r = smk("--cores", "2", "--resources", "gpu=1", "reports/all.html", cwd=work, timeout=1500)
+    if r.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
+        pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")
+    return work
+
+
+def test_demo_workflow_runs_end_to_end(demo_run):
+    report = (demo_run / "reports" / "all.html").read_text()
+    assert "SYNTHETIC" in report.upper()
+    for arch in ("global", "roi", "fused"):
+        result = json.loads((demo_run / "results" / "demo" / f"demo_{arch}.json").read_text())
+        assert result["synthetic"] is True
+        assert result["n_images"] > 0
+        # 7 classes: chance is ~14 %; the demo must be learnable well above it.
+        assert result["accuracy"] > 0.4, (arch, result["accuracy"])
+    summary = json.loads((demo_run / "resources/demo/prepared/summary.json").read_text())
+    assert summary["classes"] == ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger"]
+
+
+def test_demo_rerun_does_nothing(demo_run):
+    r = smk("-n", "reports/all.html", cwd=demo_run)
+    assert r.returncode == 0
+    assert "Nothing to be done" in r.stdout + r.stderr
