@@ -4,7 +4,9 @@ SYNTHETIC DATA. Deterministic from a seed, laid out like a real class-folder dat
 reader path (the ``demo`` adapter) serves it::
 
     <out>/SYNTHETIC.txt
-    <out>/{train,test}/<class>/<subject>_<k>.png      class: angry disgust fear happy neutral sad surprise
+    <out>/{train,test}/<class>/<subject>_<k>.png
+
+with class folders angry, disgust, fear, happy, neutral, sad, surprise.
 
 Each subject has its own face shape, skin tone, hair and eye spacing; each expression moves the
 brows, the eyes and the mouth the way the FACS prototypes do, so a model can learn it well above
@@ -16,7 +18,6 @@ drawings: the demo config uses MTCNN, the same code path as in-the-wild data).
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,14 +82,18 @@ def _draw_face(subject: Subject, expr: str, rng: np.random.Generator, size: int)
     d.ellipse([cx - fw * 1.05, cy - fh * 1.12, cx + fw * 1.05, cy + fh * 0.2], fill=subject.hair)
     for side in (-1, 1):  # ears
         ex = cx + side * fw * 0.98
-        d.ellipse([ex - fw * 0.12, cy - fh * 0.15, ex + fw * 0.12, cy + fh * 0.2], fill=subject.skin)
+        d.ellipse(
+            [ex - fw * 0.12, cy - fh * 0.15, ex + fw * 0.12, cy + fh * 0.2], fill=subject.skin
+        )
     d.ellipse([cx - fw, cy - fh, cx + fw, cy + fh], fill=subject.skin, outline=dark, width=3)
     eye_y = cy - fh * 0.18
     gap = subject.eye_gap * big
     ew, eh = fw * 0.26, fh * 0.07 * eye_open
     for side in (-1, 1):
         ex = cx + side * gap
-        d.ellipse([ex - ew, eye_y - eh, ex + ew, eye_y + eh], fill=(245, 245, 240), outline=dark, width=2)
+        d.ellipse(
+            [ex - ew, eye_y - eh, ex + ew, eye_y + eh], fill=(245, 245, 240), outline=dark, width=2
+        )
         r = min(eh, ew * 0.45)
         d.ellipse([ex - r, eye_y - r, ex + r, eye_y + r], fill=(50, 35, 25))
         by = eye_y - fh * (0.17 + 0.08 * brow)
@@ -104,9 +109,16 @@ def _draw_face(subject: Subject, expr: str, rng: np.random.Generator, size: int)
     lip = (150, 50, 55)
     if mouth_open > 0.25:
         mh = fh * 0.13 * mouth_open
-        d.ellipse([cx - mw, my - mh + curve * 4, cx + mw, my + mh], fill=(60, 20, 25), outline=lip, width=4)
+        d.ellipse(
+            [cx - mw, my - mh * (1 - 0.3 * max(curve, 0.0)), cx + mw, my + mh],
+            fill=(60, 20, 25),
+            outline=lip,
+            width=4,
+        )
         if curve > 0.5:
-            d.rectangle([cx - mw * 0.7, my - mh * 0.6, cx + mw * 0.7, my - mh * 0.1], fill=(240, 240, 230))
+            d.rectangle(
+                [cx - mw * 0.7, my - mh * 0.6, cx + mw * 0.7, my - mh * 0.1], fill=(240, 240, 230)
+            )
     else:
         pts = []
         for i in range(21):
@@ -114,14 +126,24 @@ def _draw_face(subject: Subject, expr: str, rng: np.random.Generator, size: int)
             y = my - curve * fh * 0.09 * (t * t - 0.5) - sneer * fh * 0.05 * max(0.0, t)
             pts.append((cx + t * mw, y))
         d.line(pts, fill=lip, width=max(4, big // 30))
-    img = img.rotate(float(rng.normal(0, 6)), resample=Image.BILINEAR, fillcolor=tuple(int(v) for v in bg[0, 0]))
+    img = img.rotate(
+        float(rng.normal(0, 6)), resample=Image.BILINEAR, fillcolor=tuple(int(v) for v in bg[0, 0])
+    )
     img = img.resize((size, size), Image.LANCZOS).filter(ImageFilter.GaussianBlur(0.6))
-    arr = np.asarray(img).astype(np.float32) * rng.uniform(0.8, 1.15) + rng.normal(0, 5, (size, size, 3))
+    arr = np.asarray(img).astype(np.float32) * rng.uniform(0.8, 1.15) + rng.normal(
+        0, 5, (size, size, 3)
+    )
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def generate(out: str | Path, seed: int = 0, subjects: int = 12, images_per_class: int = 3,
-             test_subjects: int = 3, size: int = 128) -> int:
+def generate(
+    out: str | Path,
+    seed: int = 0,
+    subjects: int = 12,
+    images_per_class: int = 3,
+    test_subjects: int = 3,
+    size: int = 128,
+) -> int:
     """Write the demo set under ``out``; returns the number of images written."""
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -145,7 +167,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (the set is a function of it)")
     p.add_argument("--subjects", type=int, default=12, help="number of drawn subjects")
     p.add_argument("--images-per-class", type=int, default=3, help="images per subject and class")
-    p.add_argument("--test-subjects", type=int, default=3, help="subjects held out as the test split")
+    p.add_argument(
+        "--test-subjects", type=int, default=3, help="subjects held out as the test split"
+    )
     p.add_argument("--size", type=int, default=128, help="image side in pixels")
     return p
 
@@ -155,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.test_subjects < args.subjects:
         p = get_args_parser()
         p.error(f"--test-subjects must be between 1 and {args.subjects - 1}")
-    n = generate(args.out, args.seed, args.subjects, args.images_per_class, args.test_subjects,
-                 args.size)
+    n = generate(
+        args.out, args.seed, args.subjects, args.images_per_class, args.test_subjects, args.size
+    )
     print(f"wrote {n} synthetic images to {args.out}")
     return 0

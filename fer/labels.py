@@ -85,7 +85,7 @@ class LabelError(ValueError):
 
 
 def canonical_name(native: str) -> str:
-    """Map a native label spelling (``'Angry'``, ``'SA'``, ``'surprised'``) to its canonical name."""
+    """Canonical name of a native label spelling (``'Angry'``, ``'SA'``, ``'surprised'``)."""
     key = str(native).strip().lower()
     if key not in SYNONYMS:
         raise LabelError(f"unknown label {native!r}; expected one of {sorted(SYNONYMS)}")
@@ -101,7 +101,9 @@ def from_code(publisher: str, code: int) -> str:
     """Canonical name of a publisher's integer label code."""
     table = NATIVE_CODES[publisher]
     if int(code) not in table:
-        raise LabelError(f"unknown {publisher} label code {code!r}; expected one of {sorted(table)}")
+        raise LabelError(
+            f"unknown {publisher} label code {code!r}; expected one of {sorted(table)}"
+        )
     return table[int(code)]
 
 
@@ -117,7 +119,9 @@ def scored_classes(
     not in the returned list are left out (and counted) by the evaluator.
     """
     if protocol not in PROTOCOLS:
-        raise LabelError(f"unknown evaluation protocol {protocol!r}; expected one of {list(PROTOCOLS)}")
+        raise LabelError(
+            f"unknown evaluation protocol {protocol!r}; expected one of {list(PROTOCOLS)}"
+        )
     dropped = set(PROTOCOLS[protocol].get(target or "", ()))
     shared = set(model_classes) & set(target_classes)
     return [c for c in CANONICAL if c in shared and c not in dropped]

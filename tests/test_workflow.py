@@ -39,8 +39,9 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 def test_lint_and_format_are_clean():
     assert smk("--lint").returncode == 0
-    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", str(REPO / "workflow")],
-                         capture_output=True, text=True)
+    fmt = subprocess.run(
+        [str(BIN / "snakefmt"), "--check", str(REPO / "workflow")], capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stderr
 
 
@@ -80,9 +81,15 @@ def test_single_cell_plans_exactly_its_chain():
     ("override", "expected"),
     [
         ("foo=1", "config error: unknown key 'foo'"),
-        ('preprocess={"face_size": "big"}', "config error: preprocess.face_size: 'big' is not of type 'integer'"),
+        (
+            'preprocess={"face_size": "big"}',
+            "config error: preprocess.face_size: 'big' is not of type 'integer'",
+        ),
         ('train={"defaults": {"epochz": 3}}', "config error: unknown key 'train.defaults.epochz'"),
-        ("train_on=[nosuch]", "config error: train_on: 'nosuch' is not a key of datasets (['demo'])"),
+        (
+            "train_on=[nosuch]",
+            "config error: train_on: 'nosuch' is not a key of datasets (['demo'])",
+        ),
     ],
 )  # fmt: skip
 def test_bad_config_fails_fast_with_one_line(override, expected):

@@ -1,0 +1,221 @@
+"""``fer manifest``: list a data set in its publisher layout into ``manifest.csv`` + summary.
+
+The adapter (:mod:`fer.data`) lists rows with their official splits; this module carves the
+validation split from train (unless the set has an official val, or ``--kfold`` is given),
+assigns subject-grouped folds for k-fold sets, and writes ``manifest.csv`` and
+``manifest.summary.json`` beside it (docs/design.md "Manifest").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from fer.data import AdapterResult, Row, check_root, get_adapter, list_datasets
+from fer.data.splits import carve_val, kfold
+from fer.errors import FerError
+from fer.labels import CANONICAL
+
+COLUMNS = ("path", "label", "label_name", "split", "group", "fold", "box", "landmarks", "votes")
+SPLITS = ("train", "val", "test")
+
+
+def assign_splits(rows: list[Row], val_fraction: float, k: int | None, seed: int) -> list[int]:
+    """Carve val from train or, with ``k``, put every row in train with a fold; returns folds."""
+    if k:
+        for row in rows:
+            row.split = "train"
+        return kfold([r.label_name for r in rows], [r.group for r in rows], k, seed)
+    if not any(r.split == "val" for r in rows):
+        train = [r for r in rows if r.split == "train"]
+        mask = carve_val(
+            [r.label_name for r in train], [r.group for r in train], val_fraction, seed
+        )
+        for row, to_val in zip(train, mask, strict=True):
+            if to_val:
+                row.split = "val"
+    return [-1] * len(rows)
+
+
+def count(keys: list, labels: list[str], classes: list[str]) -> dict[str, dict[str, int]]:
+    """``{key: {class: n}}`` over parallel ``keys`` and ``labels``, zeros included."""
+    tally = Counter(zip(map(str, keys), labels, strict=True))
+    order = sorted({str(k) for k in keys}, key=lambda s: (SPLITS.index(s) if s in SPLITS else 3, s))
+    return {k: {c: tally[(k, c)] for c in classes} for k in order}
+
+
+def build_manifest(
+    dataset: str,
+    root: Path,
+    adapter: str | None = None,
+    options: dict | None = None,
+    val_fraction: float = 0.1,
+    k: int | None = None,
+    seed: int = 0,
+) -> tuple[list[dict], dict]:
+    """Manifest rows (dicts of :data:`COLUMNS`) and the summary for one data set."""
+    entry = get_adapter(adapter or dataset)
+    root = Path(root)
+    check_root(dataset, root)
+    resolved = entry.resolve_options(options)
+    result: AdapterResult = entry.fn(root, resolved)
+    rows = result.rows
+    unknown = {r.label_name for r in rows} - set(result.classes)
+    if unknown or not rows:
+        raise FerError(
+            f"data set '{dataset}': adapter {entry.name} listed "
+            f"{'labels ' + str(sorted(unknown)) if unknown else 'no images'} "
+            f"for classes {result.classes}"
+        )
+    folds = assign_splits(rows, val_fraction, k, seed)
+    table = [
+        {"path": r.path, "label": CANONICAL.index(r.label_name), "label_name": r.label_name,
+         "split": r.split, "group": r.group, "fold": f, "box": r.box, "landmarks": r.landmarks,
+         "votes": r.votes}
+        for r, f in zip(rows, folds, strict=True)
+    ]  # fmt: skip
+    summary = {"dataset": dataset, "adapter": entry.name, "root": os.path.abspath(root)}
+    summary.update(summarise(rows, folds, result, k))
+    summary.update({"seed": seed, "val_fraction": val_fraction, "options": resolved})
+    return table, summary
+
+
+def summarise(rows: list[Row], folds: list[int], result: AdapterResult, k: int | None) -> dict:
+    """The summary's classes, counts per split (and per fold), skips, sizes and synthetic flag."""
+    labels = [r.label_name for r in rows]
+    summary = {
+        "classes": list(result.classes),
+        "counts": count([r.split for r in rows], labels, result.classes),
+        "skipped": {reason: n for reason, n in sorted(result.skipped.items()) if n},
+        "kfold": k or None,
+        "synthetic": result.synthetic,
+        "n_images": len(rows),
+        "n_groups": len({r.group for r in rows if r.group}),
+    }
+    if k:
+        summary["fold_counts"] = count(folds, labels, result.classes)
+    return summary
+
+
+def write_manifest(table: list[dict], summary: dict, out: Path) -> Path:
+    """Write ``out`` (manifest.csv) and ``manifest.summary.json`` beside it, atomically."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+    summary_path = out.with_name("manifest.summary.json")
+    summary_tmp = summary_path.with_name(summary_path.name + ".tmp")
+    summary_tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, out)
+    os.replace(summary_tmp, summary_path)
+    return summary_path
+
+
+def format_table(summary: dict) -> str:
+    """A plain-text table of images per class (rows) and split or fold (columns)."""
+    counts = summary.get("fold_counts") or summary["counts"]
+    heads = [("fold " if "fold_counts" in summary else "") + k for k in counts]
+    width = max(len(c) for c in [*summary["classes"], "total"]) + 2
+    lines = [f"{'class':<{width}}" + "".join(f"{h:>10}" for h in [*heads, "total"])]
+    for c in [*summary["classes"], "total"]:
+        cells = [sum(v.values()) if c == "total" else v[c] for v in counts.values()]
+        lines.append(f"{c:<{width}}" + "".join(f"{n:>10}" for n in [*cells, sum(cells)]))
+    skipped = ", ".join(f"{r} {n}" for r, n in summary["skipped"].items()) or "none"
+    lines.append(f"skipped: {skipped}")
+    return "\n".join(lines)
+
+
+def adapters_help() -> str:
+    """One line per adapter: its name, description and options with their defaults."""
+    lines = ["adapters (--adapter) and their --options:"]
+    for name in list_datasets():
+        entry = get_adapter(name)
+        options = ", ".join(f"{k}={json.dumps(v)}" for k, v in entry.defaults.items()) or "none"
+        lines.append(f"  {name:<11} {entry.doc} [options: {options}]")
+    return "\n".join(lines)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """The ``fer manifest`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="fer manifest",
+        description="List a data set in its publisher layout into manifest.csv (one row per "
+        "image: label, split, subject group, fold) and manifest.summary.json beside it.",
+        epilog=adapters_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", required=True, help="data set name (names the manifest)")
+    p.add_argument(
+        "--adapter",
+        help="registered adapter that reads it (default: --dataset); "
+        "one of " + ", ".join(list_datasets()),
+    )
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="the data set's folder, in its publisher layout (read-only)",
+    )
+    p.add_argument(
+        "--options",
+        default="{}",
+        help='adapter options as a JSON object, e.g. \'{"images": "aligned"}\'',
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="fraction of each class of train carved into val, grouped by subject "
+        "(ignored where the set has an official val split or with --kfold)",
+    )
+    p.add_argument(
+        "--kfold",
+        type=int,
+        default=None,
+        help="K: subject-grouped k-fold; every row becomes split=train with fold 0..K-1",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the val carving and the folds")
+    p.add_argument(
+        "--out", required=True, type=Path, help="manifest.csv to write (the summary goes beside it)"
+    )
+    return p
+
+
+def parse_options(text: str) -> dict:
+    """The ``--options`` JSON object; anything else is a :class:`FerError`."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FerError(f"--options: not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(options, dict):
+        raise FerError(f"--options: expected a JSON object, got {text!r}")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``fer manifest``: write the manifest and summary, print the count table."""
+    args = get_args_parser().parse_args(argv)
+    table, summary = build_manifest(
+        args.dataset,
+        args.root,
+        args.adapter,
+        parse_options(args.options),
+        args.val_fraction,
+        args.kfold,
+        args.seed,
+    )
+    summary_path = write_manifest(table, summary, args.out)
+    print(f"{args.dataset}: {len(table)} images -> {args.out} (+ {summary_path.name})")
+    print(format_table(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
