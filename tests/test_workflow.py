@@ -106,8 +106,8 @@ def test_missing_root_fails_with_one_line_when_a_job_needs_it(tmp_path):
         "datasets: {rafdb: {root: /nonexistent/RAF-DB}}\ntrain_on: [rafdb]\n"
         "targets: {rafdb: [rafdb]}\n"
     )
-    assert smk("-n", "--configfile", str(cfg), cwd=tmp_path).returncode == 0  # plans without data
-    r = smk("--cores", "1", "--configfile", str(cfg), "resources/rafdb/manifest.csv", cwd=tmp_path)
+    assert smk("-n", f"--configfile={cfg}", cwd=tmp_path).returncode == 0  # plans without data
+    r = smk("--cores", "1", f"--configfile={cfg}", "resources/rafdb/manifest.csv", cwd=tmp_path)
     assert r.returncode != 0
     log = (tmp_path / "logs" / "build_manifest" / "rafdb.log").read_text()
     assert log.strip().splitlines()[-1] == (

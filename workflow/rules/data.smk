@@ -18,7 +18,7 @@ rule generate_demo:
     shell:
         "fer demo --out {output} --seed {params.seed} --subjects {params.subjects}"
         " --images-per-class {params.per_class} --test-subjects {params.test_subjects}"
-        " --size {params.size} > {log} 2>&1"
+        " --size {params.size} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
 
 
 rule build_manifest:
@@ -43,4 +43,4 @@ rule build_manifest:
         "fer manifest --dataset {wildcards.dataset} --adapter {params.adapter}"
         " --root {params.root:q} --options {params.options:q}"
         " --val-fraction {params.val_fraction} {params.kfold} --seed {params.seed}"
-        " --out {output.manifest} > {log} 2>&1"
+        " --out {output.manifest} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"

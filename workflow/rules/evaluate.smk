@@ -34,4 +34,4 @@ rule evaluate_cell:
         " --protocol {params.protocol}"
         " --fusion-weights roi={params.w_roi},global={params.w_global}"
         " --bootstrap {params.bootstrap} --seed {params.seed} --batch-size {params.batch_size}"
-        " --config-hash {params.config_hash} --out {output} > {log} 2>&1"
+        " --config-hash {params.config_hash} --out {output} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"

@@ -44,4 +44,4 @@ rule prepare_faces:
         " --detector {params.detector} --face-size {params.face_size}"
         " --roi-size {params.roi_size} --padding {params.padding}"
         " --batch-size {params.batch_size} --workers {threads} {params.keep_original}"
-        " > {log} 2>&1"
+        " > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"

@@ -24,4 +24,4 @@ rule render_report:
     shell:
         "fer report --cells {params.cells:q} --histories {input.histories}"
         " --prepared-summaries {input.summaries} --benchmarks-dir benchmarks"
-        " --config {params.config:q} --title {params.title:q} --out {output} > {log} 2>&1"
+        " --config {params.config:q} --title {params.title:q} --out {output} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
