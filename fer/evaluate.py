@@ -1,0 +1,401 @@
+"""``fer evaluate``: score trained models on a target into one result JSON per (train set, target,
+arch) cell, following reference §4.3 and §5 (docs/design.md "Result JSON").
+
+Every run computes both models' logits so that each JSON can compare the three archs on the ROI
+subset: the Global Net on every scored image, the Global-ROI Net on the images with ROIs, and their
+fusion ``w_roi·z_roi + w_global·z_global`` (raw logits, after slicing to the scored classes) where
+ROIs exist, the Global Net alone where they do not. Then
+
+* ``global`` is scored on every image (input: the checkpoint's ``global_input`` array),
+* ``roi`` on the ROI subset only (its ``n_images`` says how many),
+* ``fused`` on every image; inside the fusion the Global Net sees ``faces.npy`` (the aligned chip,
+  or the resized frame where alignment failed), exactly as the reference's ``re`` listing.
+
+Rows: ``--within`` scores the target's ``test`` split, or, for a k-fold target, checkpoint *i*
+(meta ``fold`` *i*) on the rows of fold *i* (per-fold results, their mean ± std and the pooled
+metrics). Without ``--within`` (cross-dataset) every usable row is scored by one checkpoint per
+arch; logits of model classes outside the scored classes (``fer.labels.scored_classes``) are cut
+before argmax and before fusion; target images with an unscored label are left out and counted in
+``excluded``, as are unreadable images.
+
+Input sizes: prepared arrays whose size differs from the checkpoint's ``face_size`` / ``roi_size``
+are resized on the fly with the training's test transform (``fer.augment.prepare_eval``,
+antialiased bilinear) and the result records it under ``provenance.input_resize``. A checkpoint with
+``global_input: original`` needs ``original.npy``; its absence is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer import __version__
+from fer.errors import FerError
+from fer.labels import PROTOCOLS
+from fer.prepared import ROI_NAMES, PreparedData, open_prepared
+from fer.scoring import (
+    assemble_result,
+    fuse,
+    git_sha,
+    label_map,
+    parse_weights,
+    target_labels,
+    validate_result,
+    write_json_atomic,
+)
+
+ARCHS = ("global", "roi", "fused")
+DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
+
+
+@dataclass
+class Checkpoint:
+    """One loaded model with its metadata and where it came from."""
+
+    path: Path
+    model: object
+    meta: dict
+
+    @property
+    def fold(self) -> int | None:
+        fold = self.meta.get("fold")
+        return None if fold is None or int(fold) < 0 else int(fold)
+
+
+@dataclass
+class Task:
+    """The rows one pair of checkpoints scores (one fold, or the whole evaluation set)."""
+
+    fold: int | None
+    rows: np.ndarray
+    n_unreadable: int
+    global_ck: Checkpoint | None = None
+    roi_ck: Checkpoint | None = None
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """The ``fer evaluate`` command line."""
+    p = argparse.ArgumentParser(
+        prog="fer evaluate",
+        description="Score trained models on a target into one result JSON per (train set, "
+        "target, arch) cell: global, roi or fused, within- or cross-dataset.",
+    )
+    p.add_argument("--dataset", required=True, help="data set the models were trained on")
+    p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
+    p.add_argument("--arch", required=True, choices=ARCHS, help="which arch this result reports")
+    p.add_argument("--prepared", required=True, type=Path, help="the target's prepared folder")
+    p.add_argument(
+        "--global-ckpt",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="Global Net checkpoint(s), one per fold for k-fold",
+    )
+    p.add_argument(
+        "--roi-ckpt",
+        nargs="+",
+        type=Path,
+        default=[],
+        help="Global-ROI Net checkpoint(s), one per fold for k-fold",
+    )
+    p.add_argument(
+        "--within",
+        action="store_true",
+        help="within-dataset: score the test split (or each checkpoint's fold) "
+        "instead of every usable row",
+    )
+    p.add_argument(
+        "--protocol",
+        default="shared",
+        choices=list(PROTOCOLS),
+        help="class-scoring protocol; reference = JAFFE without neutral (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fusion-weights",
+        default=DEFAULT_WEIGHTS,
+        help="weights of the fused logits, as roi=W,global=W (default: %(default)s)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="bootstrap resamples for accuracy's 95%% interval, 0 = none (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the bootstrap (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="torch device; auto = cuda when present (default: %(default)s)",
+    )
+    p.add_argument("--config-hash", default="", help="workflow config hash, for provenance")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: shown on a terminal only)",
+    )
+    p.add_argument("--out", required=True, type=Path, help="result JSON to write (atomically)")
+    return p
+
+
+def load_checkpoints(paths: list[Path], expect: str) -> list[Checkpoint]:
+    """Load checkpoints through ``fer.models.load_checkpoint``; check each is a ``expect`` model."""
+    from fer.models import load_checkpoint
+
+    out = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise FerError(f"{path}: checkpoint not found")
+        model, meta = load_checkpoint(path)
+        if meta.get("model") != expect:
+            raise FerError(f"{path}: a {meta.get('model')!r} checkpoint where {expect!r} expected")
+        out.append(Checkpoint(Path(path), model, dict(meta)))
+    return out
+
+
+def model_classes(cks: list[Checkpoint]) -> list[str]:
+    """The one class list every checkpoint outputs; a disagreement is a FerError naming both."""
+    first = cks[0]
+    for ck in cks[1:]:
+        if list(ck.meta["classes"]) != list(first.meta["classes"]):
+            raise FerError(
+                f"{ck.path}: classes {ck.meta['classes']} differ from "
+                f"{first.path}: {first.meta['classes']}"
+            )
+    return list(first.meta["classes"])
+
+
+def _selection(data: PreparedData, fold: int | None, within: bool) -> tuple[np.ndarray, int]:
+    """Usable rows of a fold / the test split / everything, and how many unreadable were cut."""
+    idx = data.index
+    if fold is not None:
+        n_all = int((idx["fold"].astype(int) == fold).sum())
+        rows = data.rows(fold=fold)
+    elif within:
+        n_all = int((idx["split"] == "test").sum())
+        rows = data.rows(split="test")
+    else:
+        n_all, rows = len(idx), data.rows()
+    return rows, n_all - len(rows)
+
+
+def plan_tasks(data: PreparedData, g: list[Checkpoint], r: list[Checkpoint], within: bool):
+    """Pair checkpoints with the rows they score (see the module docstring)."""
+    kfold = within and bool((data.index["fold"].astype(int) >= 0).any())
+    if not kfold:
+        for cks in (g, r):
+            if len(cks) > 1:
+                raise FerError(
+                    f"{cks[1].path}: one checkpoint per arch expected here "
+                    "(several only for a k-fold target with --within)"
+                )
+        rows, bad = _selection(data, None, within)
+        return [Task(None, rows, bad, g[0] if g else None, r[0] if r else None)]
+    by_fold: dict[int, dict[str, Checkpoint]] = {}
+    for kind, cks in (("global", g), ("roi", r)):
+        for ck in cks:
+            if ck.fold is None:
+                raise FerError(
+                    f"{ck.path}: k-fold target {data.root} needs fold checkpoints "
+                    "(meta fold is null)"
+                )
+            if kind in by_fold.setdefault(ck.fold, {}):
+                raise FerError(f"{ck.path}: a second {kind} checkpoint for fold {ck.fold}")
+            by_fold[ck.fold][kind] = ck
+    tasks = []
+    for fold in sorted(by_fold):
+        pair = by_fold[fold]
+        if g and r and len(pair) < 2:
+            raise FerError(
+                f"{next(iter(pair.values())).path}: fold {fold} has no partner "
+                "checkpoint of the other arch"
+            )
+        rows, bad = _selection(data, fold, within)
+        tasks.append(Task(fold, rows, bad, pair.get("global"), pair.get("roi")))
+    return tasks
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise FerError(f"--device {name!r}: not a torch device ({exc})") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FerError(f"--device {name!r}: no CUDA device is visible here")
+    return device
+
+
+def _check_array(data: PreparedData, name: str, arr: np.ndarray) -> int:
+    if arr.ndim != 4 or arr.shape[1] != arr.shape[2] or arr.shape[3] != 3:
+        raise FerError(f"{data.root / (name + '.npy')}: shape {arr.shape}; expected N×S×S×3")
+    return int(arr.shape[1])
+
+
+def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, opts: dict) -> np.ndarray:
+    """Logits (n, C) float32 of ``ck`` on ``rows``; ``arrays`` maps forward() argument names to
+    uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used."""
+    import torch
+    from tqdm import tqdm
+
+    from fer.augment import prepare_eval
+
+    model, device, bs = ck.model, opts["device"], opts["batch_size"]
+    sizes = {"face": int(ck.meta["face_size"])} | {k: int(ck.meta["roi_size"]) for k in ROI_NAMES}
+    model.eval().to(device)
+    out = []
+    starts = range(0, len(rows), bs)
+    desc, start = f"{ck.meta.get('model')} {ck.path.name}", time.perf_counter()
+    with torch.inference_mode():
+        for s in tqdm(starts, desc=desc, disable=opts["quiet"], file=sys.stderr, leave=False):
+            take = np.sort(rows[s : s + bs])
+            inputs = {
+                k: prepare_eval(
+                    torch.from_numpy(np.ascontiguousarray(a[take])).to(device),
+                    sizes[k],
+                    channels_last=device.type == "cuda",
+                )
+                for k, a in arrays.items()
+            }
+            z = model(**inputs)
+            z = z[0] if isinstance(z, tuple | list) else z
+            order = np.argsort(np.argsort(rows[s : s + bs]))  # back from sorted to given order
+            out.append(z.float().cpu().numpy()[order])
+    seconds = time.perf_counter() - start
+    print(f"{desc}: {len(rows)} images in {seconds:.1f} s", file=sys.stderr)
+    if not out:
+        return np.zeros((0, len(ck.meta["classes"])), np.float32)
+    return np.concatenate(out).astype(np.float32)
+
+
+def _inputs(data: PreparedData, which: str, ck: Checkpoint) -> tuple[dict, dict]:
+    """forward() arrays for ``which`` (``faces`` / ``global_input`` / ``rois``) and sizes used."""
+    name, arr = "faces", data.faces
+    if which == "global_input" and ck.meta.get("global_input", "aligned") == "original":
+        if data.original is None:
+            raise FerError(
+                f"{data.root / 'original.npy'}: missing; {ck.path} was trained on "
+                "global_input: original"
+            )
+        name, arr = "original", data.original
+    arrays = {"face": arr}
+    kind = ck.meta.get("model")
+    sizes = {f"{kind}/{name}": [_check_array(data, name, arr), int(ck.meta["face_size"])]}
+    if which == "rois":
+        for roi in ROI_NAMES:
+            arrays[roi] = data.rois[roi]
+            sizes[f"{kind}/{roi}"] = [
+                _check_array(data, roi, data.rois[roi]),
+                int(ck.meta["roi_size"]),
+            ]
+    return arrays, sizes
+
+
+def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) -> dict:
+    """Predictions of the three archs on one task's scored rows (plus labels, ROI mask, votes)."""
+    y, names = target_labels(data, task.rows, lmap["scored"])
+    keep = y >= 0
+    rows = task.rows[keep]
+    has_roi = data.index["has_roi"].to_numpy()[rows].astype(int) == 1
+    cols = lmap["model_columns"]
+    res = {
+        "y": y[keep],
+        "rows": rows,
+        "has_roi": has_roi,
+        "resize": {},
+        "dropped": names[~keep].tolist(),
+        "unreadable": task.n_unreadable,
+    }
+    z_fg = z_roi = None
+    if task.global_ck is not None:
+        arrays, sizes = _inputs(data, "global_input", task.global_ck)
+        z_g = predict_logits(task.global_ck, arrays, rows, opts)[:, cols]
+        res["global"], z_fg = z_g.argmax(1), z_g
+        if "global/original" in sizes:  # fusion: Global Net sees the aligned chip (ref §5.1)
+            arrays, more = _inputs(data, "faces", task.global_ck)
+            z_fg, sizes = predict_logits(task.global_ck, arrays, rows, opts)[:, cols], sizes | more
+        res["resize"].update(sizes)
+    if task.roi_ck is not None:
+        arrays, sizes = _inputs(data, "rois", task.roi_ck)
+        z_roi = np.full((len(rows), len(cols)), np.nan, np.float32)
+        z_roi[has_roi] = predict_logits(task.roi_ck, arrays, rows[has_roi], opts)[:, cols]
+        res["roi"] = np.where(has_roi, np.nan_to_num(z_roi, nan=0.0).argmax(1), -1)
+        res["resize"].update(sizes)
+    if z_fg is not None and z_roi is not None:
+        res["fused"] = fuse(z_roi, z_fg, has_roi, w).argmax(1)
+    return res
+
+
+def versions() -> dict[str, str]:
+    """Versions of what produced the numbers."""
+    import torch
+
+    return {
+        "fer": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda),
+    }
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Run one evaluation cell from the command line's arguments; returns the result dict."""
+    needs = {"global": ("global",), "roi": ("roi",), "fused": ("global", "roi")}[args.arch]
+    given = {"global": args.global_ckpt, "roi": args.roi_ckpt}
+    for kind in needs:
+        if not given[kind]:
+            raise FerError(f"--arch {args.arch} needs --{kind}-ckpt")
+    data = open_prepared(args.prepared)
+    g, r = load_checkpoints(given["global"], "global"), load_checkpoints(given["roi"], "roi")
+    return evaluate_cell(args, data, g, r)
+
+
+def evaluate_cell(args, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]) -> dict:
+    """Score loaded checkpoints on opened prepared data (see fer/schemas/result.schema.json)."""
+    weights = parse_weights(args.fusion_weights)
+    classes = model_classes(g + r)
+    lmap = label_map(classes, data, args.target, args.protocol, (g + r)[0])
+    tasks = plan_tasks(data, g, r, args.within)
+    opts = {
+        "device": _device(args.device),
+        "batch_size": args.batch_size,
+        "quiet": True if args.no_progress else None,
+    }
+    outputs = [run_task(t, data, lmap, weights, opts) for t in tasks]
+    env = {"git_sha": git_sha(), "versions": versions(), "device": str(opts["device"])}
+    result = assemble_result(args, data, tasks, outputs, lmap, weights, env)
+    validate_result(result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fer evaluate``; returns the exit status."""
+    args = get_args_parser().parse_args(argv)
+    if args.batch_size < 1 or args.bootstrap < 0:
+        raise FerError("--batch-size must be ≥ 1 and --bootstrap ≥ 0")
+    result = evaluate(args)
+    write_json_atomic(args.out, result)
+    acc = result["accuracy"]
+    print(
+        f"{args.dataset} → {args.target} [{args.arch}]: accuracy {acc:.4f} on "
+        f"{result['n_images']} images → {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
