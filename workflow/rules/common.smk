@@ -234,3 +234,16 @@ def prepared_dir(wildcards):
 
 def within_flag(wildcards):
     return "--within" if wildcards.dataset == wildcards.target else ""
+
+
+def expected_benchmarks():
+    """Benchmark files of the jobs behind the report (those present are read at run time)."""
+    files = [f"benchmarks/prepare_faces/{d}.tsv" for d in prepared_datasets()]
+    for ckpt in trained_models():
+        dataset, name = ckpt.split("/")[1:3]
+        step = "train_fold" if ".fold" in name else "train_model"
+        files.append(f"benchmarks/{step}/{dataset}/{name.removesuffix('.pt')}.tsv")
+    files += [
+        f"benchmarks/evaluate_cell/{d}/{t}_{a}.tsv" for d, t, a, _ in result_cells()
+    ]
+    return " ".join(files)

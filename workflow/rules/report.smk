@@ -21,7 +21,8 @@ rule render_report:
         cells=cells_json(),
         config=json.dumps(config, sort_keys=True),
         title=config["title"],
+        benchmarks=expected_benchmarks(),
     shell:
         "fer report --cells {params.cells:q} --histories {input.histories}"
-        " --prepared-summaries {input.summaries} --benchmarks-dir benchmarks"
+        " --prepared-summaries {input.summaries} --benchmarks $(ls {params.benchmarks} 2>/dev/null)"
         " --config {params.config:q} --title {params.title:q} --out {output} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"

@@ -1,0 +1,334 @@
+"""Assemble the report's context from loaded inputs and render the one-file HTML page."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import jinja2
+
+from fer import __version__
+from fer.report import figures, tables
+from fer.report.inputs import Benchmark, Cell, History
+
+WALL_KEYS = ("wall_time_s", "wall_s", "wall_time", "seconds", "elapsed_s")
+HARDWARE_KEYS = ("hardware", "device", "gpu", "cpu", "host", "hostname")
+RUN_KEYS = (
+    *("seed", "selection", "validated_on", "selected_on_test", "best_epoch", "best_val_acc"),
+    *("epochs", "n_train", "n_val", "fold", "resumed_from_epoch", "git_sha", "config_hash"),
+)
+
+
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment over the package's templates, autoescaping every expression."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("fer.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=tables.pct, num=fmt_number, dataset=tables.dataset_title, arch=tables.arch_title
+    )
+    return env
+
+
+def fmt_number(value) -> str:
+    """Compact display of a scalar: thousands separators, 4 significant digits for floats."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return (
+            "–"
+            if not math.isfinite(value)
+            else f"{value:,.4g}"
+            if abs(value) >= 1
+            else f"{value:.4g}"
+        )
+    return str(value)
+
+
+def _scalar(v) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _coverage(key: str, value):
+    """Fractions named ``*coverage*`` shown as percentages."""
+    if "coverage" in key and isinstance(value, float) and 0 <= value <= 1:
+        return f"{100 * value:.2f} %"
+    return value
+
+
+def _scalar_list(v) -> bool:
+    return isinstance(v, list) and all(_scalar(x) for x in v)
+
+
+def _hardware_rows(where: str, record: dict) -> list[tuple[str, str, object]]:
+    rows = []
+    for key in HARDWARE_KEYS:
+        value = record.get(key)
+        if isinstance(value, dict):
+            rows += [(where, f"{key}.{k}", v) for k, v in value.items()]
+        elif value is not None:
+            rows.append((where, key, value))
+    return rows
+
+
+def _group_hardware(rows: list[tuple[str, str, object]]) -> list[dict]:
+    """One row per (field, value), listing where it was recorded."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for where, key, value in rows:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        groups.setdefault((key, text), []).append(where)
+    return [{"field": k, "value": v, "where": w} for (k, v), w in groups.items()]
+
+
+def summary_blocks(summary: dict) -> list[dict]:
+    """Lay out a preprocessing summary generically: key/value lists, count bars and matrices."""
+    top = [(k, _coverage(k, v)) for k, v in summary.items() if _scalar(v) and k != "dataset"]
+    top += [(k, ", ".join(map(str, v))) for k, v in summary.items() if _scalar_list(v)]
+    blocks = [{"kind": "kv", "title": "summary", "rows": top}] if top else []
+    for key, value in summary.items():
+        if _scalar(value) or _scalar_list(value) or key == "dataset" or value == {}:
+            continue
+        if isinstance(value, dict) and all(_scalar(v) for v in value.values()):
+            counts = all(isinstance(v, int) and not isinstance(v, bool) for v in value.values())
+            total = sum(value.values()) if counts else 0
+            rows = [(k, v, (v / total if total else None)) for k, v in value.items()]
+            blocks.append(
+                {"kind": "bars" if counts else "kv3", "title": key, "rows": rows, "total": total}
+            )
+        elif (
+            isinstance(value, dict)
+            and value
+            and all(
+                isinstance(v, dict) and all(_scalar(x) for x in v.values()) for v in value.values()
+            )
+        ):
+            cols = list(dict.fromkeys(c for v in value.values() for c in v))
+            rows = [(k, [v.get(c) for c in cols]) for k, v in value.items()]
+            blocks.append({"kind": "matrix", "title": key, "cols": cols, "rows": rows})
+        else:
+            blocks.append({"kind": "json", "title": key, "text": json.dumps(value, indent=2)})
+    return blocks
+
+
+def _first(d: dict, keys: tuple[str, ...]):
+    return next(((k, d[k]) for k in keys if k in d), (None, None))
+
+
+def history_view(h: History) -> dict:
+    """A model's training curves and the headline facts of its run record."""
+    run = h.run or {}
+    facts = [(k, run[k]) for k in RUN_KEYS if k in run]
+    wall = _first(run, WALL_KEYS)
+    if wall[0]:
+        facts.append(("wall time (s)", wall[1]))
+    speeds = [r["img_per_s"] for r in h.rows if math.isfinite(r.get("img_per_s", math.nan))]
+    if speeds:
+        facts.append(("mean img/s", sum(speeds) / len(speeds)))
+    selected_on_test = run.get("selected_on_test") is True or run.get("selection") == "test"
+    return {
+        "h": h,
+        "plots": figures.history_plots(h.rows) if h.rows else [],
+        "facts": facts,
+        "selected_on_test": selected_on_test,
+        "run_json": json.dumps(run, indent=2, default=str),
+        "anchor": f"model-{tables.slug(h.dataset, h.arch)}",
+    }
+
+
+def cell_detail(view: tables.CellView) -> dict:
+    """Everything shown for one computed cell below the tables."""
+    r = view.result
+    n = r.get("n_scored") or r.get("n_images")
+    return {
+        "view": view,
+        "r": r,
+        "confusion": figures.confusion_figure(list(r["classes"]), r["confusion_matrix"]),
+        "per_class": r.get("per_class") or {},
+        "roi_subset": r.get("roi_subset") or {},
+        "excluded": r.get("excluded") or {},
+        "folds": r.get("folds") or [],
+        "ferplus": r.get("ferplus"),
+        "prov": r.get("provenance") or {},
+        "roi_share": (r.get("n_with_roi") / n)
+        if isinstance(r.get("n_with_roi"), int) and n
+        else None,
+    }
+
+
+def _merge_versions(sources: list[dict], mine: dict) -> list[tuple[str, list[str], str | None]]:
+    seen: dict[str, list[str]] = {}
+    for versions in sources:
+        for pkg, ver in (versions or {}).items():
+            bucket = seen.setdefault(str(pkg), [])
+            if str(ver) not in bucket:
+                bucket.append(str(ver))
+    names = sorted(set(seen) | set(mine))
+    return [(n, seen.get(n, []), mine.get(n)) for n in names]
+
+
+def _report_versions() -> dict:
+    out = {"python": platform.python_version(), "fer": __version__}
+    for pkg in ("jinja2", "torch", "snakemake"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def provenance(cells: list[Cell], histories: list[History]) -> dict:
+    """Git SHAs, config hashes, seeds, selections, versions and hardware behind every number."""
+    rows, hardware, versions = [], [], []
+    for c in cells:
+        if c.result is None:
+            continue
+        p = c.result.get("provenance") or {}
+        name = f"{c.dataset} → {c.target} · {tables.arch_title(c.arch)}"
+        rows.append(
+            {
+                "what": name,
+                "kind": "result",
+                "git_sha": p.get("git_sha"),
+                "config_hash": p.get("config_hash"),
+                "seed": p.get("seed"),
+                "selection": p.get("selection"),
+                "on_test": tables.is_selected_on_test(c.result),
+            }
+        )
+        versions.append(p.get("versions") or {})
+        hardware += _hardware_rows(name, p)
+    for h in histories:
+        run = h.run or {}
+        name = f"model {h.dataset}/{h.arch}"
+        rows.append(
+            {
+                "what": name,
+                "kind": "training",
+                "git_sha": run.get("git_sha"),
+                "config_hash": run.get("config_hash"),
+                "seed": run.get("seed"),
+                "selection": run.get("selection"),
+                "on_test": run.get("selected_on_test") is True or run.get("selection") == "test",
+            }
+        )
+        versions.append(run.get("versions") or {})
+        hardware += _hardware_rows(name, run)
+    hardware.append(
+        ("this report", "host", f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)")
+    )
+    return {
+        "rows": rows,
+        "hardware": _group_hardware(hardware),
+        "versions": _merge_versions(versions, _report_versions()),
+    }
+
+
+def benchmark_view(benchmarks: list[Benchmark]) -> dict:
+    """Wall time per rule and per job from Snakemake's benchmark files."""
+    jobs, per_rule = [], {}
+    for b in benchmarks:
+        secs = [float(r["s"]) for r in b.rows if r.get("s") not in (None, "", "NA", "-")]
+        mean = sum(secs) / len(secs) if secs else None
+        first = b.rows[0] if b.rows else {}
+        jobs.append(
+            {
+                "rule": b.rule,
+                "wildcards": b.wildcards,
+                "s": mean,
+                "hms": first.get("h:m:s", ""),
+                "max_rss": first.get("max_rss", ""),
+                "mean_load": first.get("mean_load", ""),
+                "cpu_time": first.get("cpu_time", ""),
+                "repeats": len(b.rows),
+            }
+        )
+        agg = per_rule.setdefault(b.rule, {"rule": b.rule, "jobs": 0, "s": 0.0})
+        agg["jobs"] += 1
+        agg["s"] += mean or 0.0
+    total = sum(a["s"] for a in per_rule.values())
+    return {"jobs": jobs, "rules": sorted(per_rule.values(), key=lambda a: -a["s"]), "total": total}
+
+
+def label_maps(views: list[tables.CellView]) -> list[dict]:
+    """One label map per (training set, cross-dataset target), from its computed cells."""
+    out, seen = [], set()
+    for v in views:
+        c = v.cell
+        if c.within or c.result is None or (c.dataset, c.target) in seen:
+            continue
+        seen.add((c.dataset, c.target))
+        out.append({"dataset": c.dataset, "target": c.target, **tables.label_map(c)})
+    return out
+
+
+def _table_order(grid: list[tables.Table]) -> list[tables.CellView]:
+    return [v for t in grid for _, row in t.rows for v in row if v is not None]
+
+
+def build_context(cells, histories, prepared, benchmarks, config, title) -> dict:
+    """The template context: tables, details, figures, provenance and warnings."""
+    views = [tables.cell_view(c, i) for i, c in enumerate(cells)]
+    hist = [history_view(h) for h in histories]
+    grid = tables.build_tables(views)
+    synthetic = sorted(
+        {c.target for c in cells if (c.result or {}).get("synthetic")}
+        | {p.dataset for p in prepared if p.summary.get("synthetic")}
+        | {h.dataset for h in histories if (h.run or {}).get("synthetic")}
+    )
+    on_test = [v for v in views if "selected on test" in v.flags]
+    config_data, config_text = config if config else ({}, None)
+    return {
+        "title": title,
+        "fer_version": __version__,
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "tables": grid,
+        "details": [cell_detail(v) for v in _table_order(grid) if v.result is not None],
+        "missing": [v for v in views if v.result is None],
+        "on_test": on_test,
+        "models_on_test": [h for h in hist if h["selected_on_test"]],
+        "synthetic": synthetic,
+        "histories": hist,
+        "prepared": [{"p": p, "blocks": summary_blocks(p.summary)} for p in prepared],
+        "benchmarks": benchmark_view(benchmarks),
+        "label_maps": label_maps(views),
+        "provenance": provenance(cells, histories),
+        "config_text": config_text,
+        "config_seed": (
+            (config_data.get("train") or {}).get("seed")
+            if isinstance(config_data.get("train"), dict)
+            else None
+        ),
+        "reference": tables.reference(),
+        "reference_rows": tables.reference_rows(),
+    }
+
+
+def render(context: dict) -> str:
+    """Render the report page from a context built by :func:`build_context`."""
+    return environment().get_template("report.html").render(**context)
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
