@@ -1,0 +1,216 @@
+"""Per-image preprocessing: decode once → detect → align → ROI crops, for a chunk of manifest rows.
+
+:class:`Processor` holds the detector and the landmark predictors (loaded once per process);
+:func:`process_into` is what the multiprocessing pool runs: it processes a chunk and writes it
+straight into the memory-mapped :class:`Outputs`, returning only one small record per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fer.data.io import UnreadableImage, load_image
+from fer.preprocess.align import Aligner
+from fer.preprocess.detect import make_detector
+from fer.preprocess.rois import crop_rois, format_boxes, roi_boxes
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one prepare run computes and where (params.json records the content-defining ones)."""
+
+    root: str
+    detector: str = "mtcnn"
+    face_size: int = 224
+    roi_size: int = 90
+    padding: float = 0.25
+    device: str = "cpu"
+    keep_original: bool = False
+    # torch threads for MTCNN on CPU: 1 (parallelism comes from worker processes; several
+    # threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower)
+    torch_threads: int = 1
+
+
+@dataclass
+class Chunk:
+    """The results of a chunk of rows, row-aligned."""
+
+    faces: np.ndarray
+    rois: list[np.ndarray]  # eye, nose, mouth
+    landmarks: np.ndarray
+    original: np.ndarray | None
+    records: list[dict] = field(default_factory=list)
+
+
+def resize_frame(image: np.ndarray, size: int) -> np.ndarray:
+    """The whole frame squashed to ``size``² (area filter down, bilinear up, like INTER_AREA)."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    down = size < h or size < w
+    resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(image).resize((size, size), resample))
+
+
+class Processor:
+    """Detector + aligner for one process; :meth:`run` handles a list of manifest rows."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        if settings.torch_threads and settings.detector == "mtcnn" and settings.device == "cpu":
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+        self.detector = make_detector(settings.detector, settings.device)
+        self.aligner = Aligner(settings.face_size, settings.padding)
+
+    def run(self, rows: list[dict]) -> Chunk:
+        """Process ``rows`` (manifest dicts with at least ``path``) into a :class:`Chunk`."""
+        s = self.settings
+        n, f, r = len(rows), s.face_size, s.roi_size
+        chunk = Chunk(
+            faces=np.zeros((n, f, f, 3), np.uint8),
+            rois=[np.zeros((n, r, r, 3), np.uint8) for _ in range(3)],
+            landmarks=np.full((n, 68, 2), np.nan, np.float32),
+            original=np.zeros((n, f, f, 3), np.uint8) if s.keep_original else None,
+            records=[_record("unreadable") for _ in rows],
+        )
+        images, readable = [], []
+        for i, row in enumerate(rows):
+            try:
+                images.append(load_image(s.root, row["path"]))
+                readable.append(i)
+            except UnreadableImage as exc:
+                chunk.records[i]["reason"] = exc.reason
+        detections = self.detector.detect(images, [rows[i] for i in readable]) if images else []
+        faces = [k for k, found in enumerate(detections) if found.rect is not None]
+        aligned = self.aligner.align_many(
+            [images[k] for k in faces],
+            [detections[k].rect for k in faces],
+            [detections[k].points for k in faces],
+        )
+        by_image = dict(zip(faces, aligned, strict=True))
+        for k, (i, image, found) in enumerate(zip(readable, images, detections, strict=True)):
+            self._one(chunk, i, image, found, by_image.get(k))
+        return chunk
+
+    def _one(self, chunk: Chunk, i: int, image: np.ndarray, found, aligned) -> None:
+        s = self.settings
+        record = chunk.records[i]
+        record["n_faces"] = found.n_faces
+        if chunk.original is not None:
+            chunk.original[i] = resize_frame(image, s.face_size)
+        if aligned is None or aligned.status != "ok":
+            record["status"] = "no_face" if aligned is None else aligned.status
+            record["disagreement"] = np.nan if aligned is None else aligned.disagreement
+            chunk.faces[i] = resize_frame(image, s.face_size)
+            return
+        record["disagreement"] = aligned.disagreement
+        chunk.faces[i] = aligned.chip
+        chunk.landmarks[i] = aligned.landmarks
+        boxes = roi_boxes(aligned.landmarks, s.face_size)
+        if boxes is None:
+            record["status"] = "roi_empty"
+            return
+        crops = crop_rois(aligned.chip, boxes, s.roi_size)
+        for target, crop in zip(chunk.rois, crops, strict=True):
+            target[i] = crop
+        record.update(status="ok", has_roi=1, roi_boxes=format_boxes(boxes))
+
+
+def _record(status: str) -> dict:
+    return {
+        "status": status,
+        "has_roi": 0,
+        "n_faces": 0,
+        "roi_boxes": "",
+        "reason": "",
+        "disagreement": float("nan"),
+    }
+
+
+class Outputs:
+    """The memory-mapped output arrays of a prepared folder (``faces``, ``eye``, ``nose``,
+    ``mouth``, ``landmarks``, optional ``original``), row-aligned with index.csv."""
+
+    NAMES = ("faces", "eye", "nose", "mouth", "landmarks", "original")
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.arrays = arrays
+
+    @classmethod
+    def create(cls, folder: Path, n: int, settings: Settings) -> Outputs:
+        """Create the ``.npy`` files for ``n`` rows (zero-filled) in ``folder``."""
+        f, r = settings.face_size, settings.roi_size
+        shapes = {"faces": (n, f, f, 3), "landmarks": (n, 68, 2), "original": (n, f, f, 3)}
+        names = cls.NAMES if settings.keep_original else cls.NAMES[:-1]
+        arrays = {
+            name: np.lib.format.open_memmap(
+                Path(folder) / f"{name}.npy",
+                "w+",
+                np.float32 if name == "landmarks" else np.uint8,
+                shapes.get(name, (n, r, r, 3)),
+            )
+            for name in names
+        }
+        arrays["landmarks"][:] = np.nan
+        outputs = cls(arrays)
+        outputs.flush()
+        _OUTPUTS[str(folder)] = outputs
+        return outputs
+
+    @classmethod
+    def open(cls, folder: str) -> Outputs:
+        """Open the existing files of ``folder`` for writing (once per process)."""
+        if folder not in _OUTPUTS:
+            paths = {n: Path(folder) / f"{n}.npy" for n in cls.NAMES}
+            arrays = {n: np.load(p, mmap_mode="r+") for n, p in paths.items() if p.is_file()}
+            _OUTPUTS[folder] = cls(arrays)
+        return _OUTPUTS[folder]
+
+    def write(self, start: int, chunk: Chunk) -> None:
+        """Copy ``chunk`` into rows ``start…``."""
+        stop = start + len(chunk.records)
+        values = dict(zip(("eye", "nose", "mouth"), chunk.rois, strict=True))
+        values.update(faces=chunk.faces, landmarks=chunk.landmarks, original=chunk.original)
+        for name, target in self.arrays.items():
+            target[start:stop] = values[name]
+
+    def flush(self) -> None:
+        """Flush every memmap to disk."""
+        for arr in self.arrays.values():
+            arr.flush()
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self.arrays["faces"]
+
+
+# ---- multiprocessing: one Processor per worker, built by the pool initializer -------------------
+_PROCESSOR: Processor | None = None
+_OUTPUTS: dict[str, Outputs] = {}
+
+
+def init_worker(settings: Settings) -> None:
+    """Pool initializer: build this worker's detector and predictor once."""
+    global _PROCESSOR
+    _PROCESSOR = Processor(settings)
+
+
+def close_outputs(folder: str | Path) -> None:
+    """Forget this process's handles on ``folder``'s outputs (after a run)."""
+    _OUTPUTS.pop(str(folder), None)
+
+
+def process_into(task: tuple[str, int, list[dict]]) -> list[dict]:
+    """Pool task ``(folder, start, rows)``: process ``rows`` with this worker's
+    :class:`Processor`, write them at row ``start`` of ``folder``'s outputs; return the records."""
+    assert _PROCESSOR is not None, "init_worker was not run"
+    folder, start, rows = task
+    chunk = _PROCESSOR.run(rows)
+    Outputs.open(folder).write(start, chunk)
+    return chunk.records

@@ -1,0 +1,360 @@
+"""``fer prepare``: manifest → prepared arrays (aligned faces, landmarks, eye/nose/mouth crops).
+
+Output layout (docs/design.md, "Prepared data"): index.csv, faces.npy, eye.npy, nose.npy,
+mouth.npy, landmarks.npy, optional original.npy, params.json, summary.json, contact_sheet.png.
+Arrays are created with ``np.lib.format.open_memmap`` and filled chunk by chunk (by the worker
+processes, in place) in a temporary folder that is renamed into place at the end: a failed run
+leaves no partial output.
+Rerunning with the same manifest and parameters does nothing (``--force`` redoes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from fer import __version__
+from fer.errors import FerError
+from fer.preprocess.contact import write_contact_sheet
+from fer.preprocess.detect import DETECTORS
+from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
+from fer.preprocess.rois import ROI_NAMES
+
+MANIFEST_COLUMNS = (
+    "path",
+    "label",
+    "label_name",
+    "split",
+    "group",
+    "fold",
+    "box",
+    "landmarks",
+    "votes",
+)
+REQUIRED_COLUMNS = ("path", "label", "label_name", "split")
+STATUSES = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """Flags of ``fer prepare``."""
+    p = argparse.ArgumentParser(prog="fer prepare", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--manifest",
+        required=True,
+        type=Path,
+        help="resources/DATASET/manifest.csv (manifest.summary.json must sit beside it)",
+    )
+    p.add_argument(
+        "--root",
+        required=True,
+        type=Path,
+        help="the data set's root folder; manifest paths are relative to it (read only)",
+    )
+    p.add_argument(
+        "--out", required=True, type=Path, help="output folder, e.g. resources/X/prepared"
+    )
+    p.add_argument(
+        "--detector",
+        default="mtcnn",
+        choices=DETECTORS,
+        help="face detector: mtcnn (in the wild), dlib (HOG, the reference's), none "
+        "(whole frame is the face: cropped sets), given (manifest box/landmarks)",
+    )
+    p.add_argument("--face-size", type=int, default=224, help="aligned chip side in pixels")
+    p.add_argument("--roi-size", type=int, default=90, help="side of the squashed ROI crops")
+    p.add_argument("--padding", type=float, default=0.25, help="dlib.get_face_chip padding")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes for decode + landmarks (default: all cores; 1 = in process)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where MTCNN runs (auto: cuda when available)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images per chunk (one pool task; MTCNN batches equal-size images in it)",
+    )
+    p.add_argument(
+        "--keep-original",
+        action="store_true",
+        help="also write original.npy: the whole frame resized to face-size",
+    )
+    p.add_argument(
+        "--contact-sheet-n", type=int, default=48, help="number of chips on contact_sheet.png"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute even if --out already holds this manifest with these settings",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``fer prepare``; returns the exit status."""
+    args = get_args_parser().parse_args(argv)
+    for name in ("face_size", "roi_size", "workers", "batch_size"):
+        if getattr(args, name) < 1:
+            raise FerError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.padding < 0:
+        raise FerError(f"--padding must be >= 0, got {args.padding}")
+    table, manifest_summary, digest = read_manifest(args.manifest)
+    settings = Settings(
+        str(args.root),
+        args.detector,
+        args.face_size,
+        args.roi_size,
+        args.padding,
+        resolve_device(args.device, args.detector),
+        args.keep_original,
+    )
+    params = make_params(settings, digest)
+    if not args.force and is_up_to_date(args.out, params):
+        print(f"{args.out}: up to date ({len(table)} images)", file=sys.stderr)
+        return 0
+    if not Path(args.root).is_dir():
+        raise FerError(
+            f"{args.root}: data root does not exist (expected the folder the manifest "
+            "paths are relative to)"
+        )
+    summary = prepare(
+        table,
+        manifest_summary,
+        settings,
+        args.out,
+        params,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        contact_n=args.contact_sheet_n,
+    )
+    counts = summary["counts_by_status"]
+    print(
+        f"{args.out}: {len(table)} images, "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f"; {summary['faces_per_s']:.1f} faces/s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
+    """The manifest table (strings), its ``manifest.summary.json`` and the csv's sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise FerError(f"{path}: manifest not found (run `fer manifest` first)")
+    summary_path = path.with_name("manifest.summary.json")
+    if not summary_path.is_file():
+        raise FerError(f"{summary_path}: missing manifest summary (expected beside {path.name})")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        summary = json.loads(summary_path.read_text())
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise FerError(f"{path}: unreadable manifest ({exc})") from None
+    if table.empty:
+        raise FerError(f"{path}: the manifest lists no images")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise FerError(f"{path}: missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
+    if "classes" not in summary:
+        raise FerError(f"{summary_path}: expected a 'classes' list")
+    for col in MANIFEST_COLUMNS:
+        if col not in table.columns:
+            table[col] = "-1" if col == "fold" else ""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return table, summary, digest
+
+
+def resolve_device(device: str, detector: str) -> str:
+    """``auto`` → ``cuda`` when MTCNN runs and a GPU is visible, else ``cpu``; ``cuda`` without a
+    GPU is a :class:`FerError`. Only MTCNN uses the device (dlib runs on the CPU)."""
+    if detector != "mtcnn":
+        return "cpu"
+    if device == "cpu":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise FerError("--device cuda: torch sees no CUDA device (use --device auto or cpu)")
+    return "cpu"
+
+
+def make_params(settings: Settings, manifest_sha256: str) -> dict:
+    """params.json: what decides the prepared content (a change means recompute)."""
+    return {
+        "face_size": settings.face_size,
+        "roi_size": settings.roi_size,
+        "padding": settings.padding,
+        "detector": settings.detector,
+        "version": __version__,
+        "keep_original": settings.keep_original,
+        "manifest_sha256": manifest_sha256,
+    }
+
+
+def is_up_to_date(out: Path, params: dict) -> bool:
+    """True when ``out`` is a complete prepared folder made with exactly ``params``."""
+    try:
+        old = json.loads((Path(out) / "params.json").read_text())
+    except (OSError, ValueError):
+        return False
+    needed = [
+        "index.csv",
+        "faces.npy",
+        "landmarks.npy",
+        "summary.json",
+        *(f"{n}.npy" for n in ROI_NAMES),
+    ]
+    return old == params and all((Path(out) / n).is_file() for n in needed)
+
+
+def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size: int, folder):
+    """Process ``rows`` into the :class:`Outputs` already created in ``folder``; yields each
+    chunk's records in row order. Workers write their rows straight into the memory-mapped
+    arrays, so no image array crosses a process boundary.
+
+    On the CPU the detector and the 100 MB landmark model are loaded once, here, and the forked
+    workers inherit them; with CUDA each spawned worker loads its own.
+    """
+    tasks = [(str(folder), i, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    workers = min(workers, len(tasks))
+    if settings.device.startswith("cuda") and workers > 1:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=init_worker, initargs=(settings,)) as pool:
+            yield from pool.imap(process_into, tasks)
+        return
+    init_worker(settings)
+    if workers <= 1:
+        yield from (process_into(t) for t in tasks)
+        return
+    with mp.get_context("fork").Pool(workers) as pool:
+        yield from pool.imap(process_into, tasks)
+
+
+def prepare(
+    table: pd.DataFrame,
+    manifest_summary: dict,
+    settings: Settings,
+    out: Path,
+    params: dict,
+    workers: int = 1,
+    batch_size: int = 32,
+    contact_n: int = 48,
+) -> dict:
+    """Process every manifest row into ``out`` (atomically) and return the summary written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        summary = _fill(
+            tmp, table, manifest_summary, settings, params, workers, batch_size, contact_n
+        )
+        _replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_size, contact_n):
+    from tqdm import tqdm
+
+    rows = table.to_dict("records")
+    arrays = Outputs.create(tmp, len(rows), settings)
+    records: list[dict] = []
+    start_time = time.perf_counter()
+    bar = tqdm(
+        total=len(rows),
+        unit="img",
+        file=sys.stderr,
+        disable=len(rows) < 500,
+        mininterval=1.0 if sys.stderr.isatty() else 30.0,
+        desc="prepare",
+    )
+    for chunk_records in iter_records(rows, settings, workers, batch_size, tmp):
+        records.extend(chunk_records)
+        bar.update(len(chunk_records))
+    bar.close()
+    wall = time.perf_counter() - start_time
+    arrays.flush()
+    close_outputs(tmp)
+    index = table.copy()  # every manifest column, then the four prepare adds
+    for col in ("status", "has_roi", "n_faces", "roi_boxes"):
+        index[col] = [r[col] for r in records]
+    index.to_csv(tmp / "index.csv", index=False)
+    statuses = index["status"].tolist()
+    write_contact_sheet(
+        tmp / "contact_sheet.png", arrays.faces, index["roi_boxes"].tolist(), statuses, contact_n
+    )
+    summary = make_summary(index, records, manifest_summary, wall, workers, settings)
+    (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")
+    (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def make_summary(
+    index: pd.DataFrame,
+    records: list[dict],
+    manifest_summary: dict,
+    wall: float,
+    workers: int,
+    settings: Settings,
+) -> dict:
+    """summary.json: counts per status, status × class and split × status, coverage, timings."""
+    n = len(index)
+    status = Counter(index["status"])
+    readable = n - status["unreadable"]
+    by_class = {s: {c: 0 for c in manifest_summary["classes"]} for s in STATUSES}
+    for s, c in zip(index["status"], index["label_name"], strict=True):
+        by_class[s][c] = by_class[s].get(c, 0) + 1
+    by_split: dict[str, dict[str, int]] = {}
+    for sp, s in zip(index["split"], index["status"], strict=True):
+        by_split.setdefault(sp, dict.fromkeys(STATUSES, 0))[s] += 1
+    reasons = Counter(r["reason"] for r in records if r["status"] == "unreadable")
+    return {
+        "dataset": manifest_summary.get("dataset", ""),
+        "synthetic": bool(manifest_summary.get("synthetic", False)),
+        "classes": list(manifest_summary["classes"]),
+        "n_images": n,
+        "n_with_roi": status["ok"],
+        "roi_coverage": status["ok"] / readable if readable else 0.0,
+        "roi_coverage_all": status["ok"] / n if n else 0.0,
+        "n_multi_face": int(sum(1 for r in records if r["n_faces"] > 1)),
+        "detector": settings.detector,
+        "device": settings.device,
+        "workers": workers,
+        "wall_s": round(wall, 3),
+        "faces_per_s": round(n / wall, 2) if wall > 0 else 0.0,
+        "counts_by_status": {s: status[s] for s in STATUSES},
+        "counts_by_status_class": by_class,
+        "counts_by_split": by_split,
+        "unreadable_reasons": dict(reasons.most_common(20)),
+    }
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move the finished ``tmp`` folder to ``out``, replacing an older one."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
