@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --resources gpu=1 reports/all.html
+	$(BIN)/snakemake reports/all.html --cores $(CORES) --resources gpu=1
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n reports/all.html

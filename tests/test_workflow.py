@@ -132,7 +132,7 @@ def demo_run(tmp_path_factory):
     """The real demo workflow, end to end, in a scratch working directory (session-scoped)."""
     work = tmp_path_factory.mktemp("demo_run")
     shutil.copytree(REPO / "config", work / "config")
-    r = smk("--cores", "2", "--resources", "gpu=1", "reports/all.html", cwd=work, timeout=1500)
+    r = smk("reports/all.html", "--cores", "2", "--resources", "gpu=1", cwd=work, timeout=1500)
     if r.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
         pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")

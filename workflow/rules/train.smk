@@ -24,7 +24,7 @@ rule train_model:
         prepared=prepared_dir,
     shell:
         "fer train --prepared {params.prepared} --arch {wildcards.model}"
-        " --recipe {params.recipe:q} --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
 
 
 rule train_fold:
@@ -50,4 +50,4 @@ rule train_fold:
         prepared=prepared_dir,
     shell:
         "fer train --prepared {params.prepared} --arch {wildcards.model} --fold {wildcards.fold}"
-        " --recipe {params.recipe:q} --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
