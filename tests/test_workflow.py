@@ -156,3 +156,14 @@ def test_demo_rerun_does_nothing(demo_run):
     r = smk("-n", "reports/all.html", cwd=demo_run)
     assert r.returncode == 0
     assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_snakemake_report_bundles_the_html(demo_run):
+    r = smk("--report", "report.zip", cwd=demo_run, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(demo_run / "report.zip") as zf:
+        names = zf.namelist()
+    assert any(n.endswith("all.html") for n in names), names
+    assert any(n.endswith("contact_sheet.png") for n in names), names
