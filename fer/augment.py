@@ -1,0 +1,154 @@
+"""The reference augmentation chain (reference §3.4) as batched tensor ops on the training device.
+
+Train: resize → RandomHorizontalFlip(0.5) → ColorJitter(brightness=0.2, contrast=0.2) →
+RandomApply([RandomAffine(degrees=20, scale=(0.8, 1.0), translate=(0.2, 0.2))], p=0.7) →
+Normalize(ImageNet) → RandomErasing(p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3), value=0).
+Test: resize → Normalize. Every random draw comes from one ``torch.Generator`` on the device, per
+sample, with no Python loop over images; the face and each ROI are augmented independently (as the
+reference does) by calling :func:`augment` once per tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+ERASE_ATTEMPTS = 10
+
+
+def to_float(batch: torch.Tensor, size: int, channels_last: bool = True) -> torch.Tensor:
+    """uint8 ``B×H×W×3`` (on any device) → float ``B×3×size×size`` in [0, 1].
+
+    The permuted view is already channels-last in memory; a different ``size`` is resized with
+    antialiased bilinear interpolation (like torchvision's ``Resize`` on PIL images).
+    """
+    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False).clamp_(0.0, 1.0)  # fmt: skip
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return x.contiguous(memory_format=fmt)
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std normalisation of a ``B×3×H×W`` float batch in [0, 1]."""
+    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def prepare_eval(batch: torch.Tensor, size: int, channels_last: bool = True) -> torch.Tensor:
+    """The test transform: uint8 batch → resized, normalised float batch."""
+    return normalize(to_float(batch, size, channels_last))
+
+
+def augment(batch: torch.Tensor, size: int, gen: torch.Generator,
+            channels_last: bool = True) -> torch.Tensor:  # fmt: skip
+    """The train transform: uint8 ``B×H×W×3`` → augmented, normalised ``B×3×size×size``."""
+    x = to_float(batch, size, channels_last)
+    x = random_hflip(x, gen)
+    x = color_jitter(x, gen, brightness=0.2, contrast=0.2)
+    x = random_affine(x, gen, p=0.7, degrees=20.0, translate=0.2, scale=(0.8, 1.0))
+    x = normalize(x)
+    x = random_erasing(x, gen, p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return x.contiguous(memory_format=fmt)
+
+
+def _uniform(gen: torch.Generator, n: int, lo: float, hi: float, device) -> torch.Tensor:
+    return torch.rand(n, generator=gen, device=device) * (hi - lo) + lo
+
+
+def random_hflip(x: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Flip each image left-right with probability ``p``."""
+    flip = torch.rand(x.shape[0], generator=gen, device=x.device) < p
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def _grey_mean(x: torch.Tensor) -> torch.Tensor:
+    grey = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    return grey.mean(dim=(-2, -1)).view(-1, 1, 1, 1)
+
+
+def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float = 0.2,
+                 contrast: float = 0.2) -> torch.Tensor:  # fmt: skip
+    """torchvision ColorJitter(brightness, contrast): factors U(1±b), U(1±c), random order."""
+    n, dev = x.shape[0], x.device
+    b = _uniform(gen, n, 1 - brightness, 1 + brightness, dev).view(-1, 1, 1, 1)
+    c = _uniform(gen, n, 1 - contrast, 1 + contrast, dev).view(-1, 1, 1, 1)
+    b_first = (torch.rand(n, generator=gen, device=dev) < 0.5).view(-1, 1, 1, 1)
+
+    def bright(t):
+        return (t * b).clamp(0.0, 1.0)
+
+    def contr(t):
+        return (c * t + (1 - c) * _grey_mean(t)).clamp(0.0, 1.0)
+
+    return torch.where(b_first, contr(bright(x)), bright(contr(x)))
+
+
+def random_affine(x: torch.Tensor, gen: torch.Generator, p: float = 0.7, degrees: float = 20.0,
+                  translate: float = 0.2, scale=(0.8, 1.0)) -> torch.Tensor:  # fmt: skip
+    """RandomApply([RandomAffine(degrees, translate, scale)], p): nearest sampling, fill 0.
+
+    Angle U(±degrees), scale U(scale), translation a whole number of pixels up to
+    ``translate × size`` each way, about the image centre, as torchvision draws them.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    apply = torch.rand(n, generator=gen, device=dev) < p
+    angle = _uniform(gen, n, -degrees, degrees, dev) * (math.pi / 180.0)
+    s = _uniform(gen, n, scale[0], scale[1], dev)
+    tx = torch.round(_uniform(gen, n, -translate * w, translate * w, dev))
+    ty = torch.round(_uniform(gen, n, -translate * h, translate * h, dev))
+    # Output pixel p samples input at A^-1 (p - t); in affine_grid's normalised coordinates.
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack(
+        [
+            torch.stack([cos, sin * h / w, -(cos * tx * 2 / w + sin * ty * 2 / w)], dim=1),
+            torch.stack([-sin * w / h, cos, (sin * tx * 2 / h - cos * ty * 2 / h)], dim=1),
+        ],
+        dim=1,
+    )
+    eye = torch.eye(2, 3, device=dev).expand(n, 2, 3)
+    theta = torch.where(apply.view(-1, 1, 1), theta, eye).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return torch.where(apply.view(-1, 1, 1, 1), out, x)
+
+
+def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, scale=(0.02, 0.25),
+                   ratio=(0.3, 3.3)) -> torch.Tensor:  # fmt: skip
+    """torchvision RandomErasing(p, scale, ratio, value=0), batched.
+
+    Up to ten (area, log-ratio) draws per image; the first rectangle that fits is erased, an image
+    with none that fits is left as is (torchvision's behaviour).
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    erase = torch.rand(n, generator=gen, device=dev) < p
+    k = ERASE_ATTEMPTS
+    area = _uniform(gen, n * k, scale[0], scale[1], dev).view(n, k) * (h * w)
+    log_r = _uniform(gen, n * k, math.log(ratio[0]), math.log(ratio[1]), dev).view(n, k)
+    r = torch.exp(log_r)
+    eh = torch.round(torch.sqrt(area * r))
+    ew = torch.round(torch.sqrt(area / r))
+    fits = (eh < h) & (ew < w)
+    first = torch.argmax(fits.int(), dim=1, keepdim=True)
+    eh = eh.gather(1, first).squeeze(1)
+    ew = ew.gather(1, first).squeeze(1)
+    erase &= fits.any(dim=1)
+    top = torch.floor(torch.rand(n, generator=gen, device=dev) * (h - eh + 1))
+    left = torch.floor(torch.rand(n, generator=gen, device=dev) * (w - ew + 1))
+    rows = torch.arange(h, device=dev).view(1, h, 1)
+    cols = torch.arange(w, device=dev).view(1, 1, w)
+    box = (
+        (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
+        & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
+    )  # fmt: skip
+    mask = (box & erase.view(-1, 1, 1)).unsqueeze(1)
+    return x.masked_fill(mask, 0.0)

@@ -1,0 +1,246 @@
+"""Training run state for `fer train`: atomic per-epoch resume files and the final outputs.
+
+The state file (``<state-dir>/last.pt``, read with ``weights_only=True``) holds everything that
+makes a resumed run continue bit-for-bit: model, optimizer, epoch (the MultiStepLR position), the
+global, sampler and augmentation RNG states, the history and the best weights so far. It is
+written with write-to-temp + ``os.replace``, so a kill at any moment leaves the last complete
+epoch on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fer import __version__
+
+# the contract's columns, plus `validated_on` (val | test): which split the val_* columns scored
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
+                   "img_per_s", "validated_on")  # fmt: skip
+TEST_WARNING = (
+    "selection: test - the best epoch was chosen on the TEST split, as the reference did, so "
+    "test accuracies of this checkpoint are optimistically biased; use only to reproduce the "
+    "reference's table"
+)
+
+
+@dataclass
+class RunState:
+    """Everything one training run carries between epochs (and across a resume)."""
+
+    args: Any
+    recipe: Any
+    data: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    criterion: torch.nn.Module
+    state_dir: Path
+    sizes: tuple[int, int]
+    device: torch.device
+    n_train: int
+    n_val: int
+    ctx: dict = field(default_factory=dict)
+    epochs_done: int = 0
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    best_acc: float = -1.0
+    best_state: dict | None = None
+    elapsed: float = 0.0
+    resumed_from: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        self.arch = self.args.arch
+        self.sampler_gen = torch.Generator().manual_seed(self.recipe.seed)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(self.recipe.seed + 1)
+
+    @property
+    def state_path(self) -> Path:
+        """The resume file, ``<state-dir>/last.pt``."""
+        return Path(self.state_dir) / "last.pt"
+
+    def fingerprint(self) -> dict:
+        """What must match for a saved state to be resumed (else training starts over); the
+        device type too, as CPU and CUDA generator states differ."""
+        return {"recipe": self.recipe.fingerprint(), "arch": self.arch, "fold": self.args.fold,
+                "classes": list(self.data.classes), "sizes": list(self.sizes),
+                "n_train": self.n_train, "n_val": self.n_val,
+                "device": self.device.type}  # fmt: skip
+
+    def record(self, epoch: int, lr: float, stats: dict, ev: dict) -> None:
+        """Append one history row; keep a CPU copy of the weights when val accuracy improves."""
+        self.history.append({
+            "epoch": epoch, "lr": lr, "train_loss": stats["loss"], "train_acc": stats["acc"],
+            "val_loss": ev["loss"], "val_acc": ev["acc"], "seconds": stats["seconds"],
+            "img_per_s": stats["images"] / max(stats["seconds"], 1e-9),
+        })  # fmt: skip
+        self.epochs_done = epoch
+        if ev["acc"] > self.best_acc:
+            self.best_epoch, self.best_acc = epoch, ev["acc"]
+            self.best_state = {k: v.detach().to("cpu", copy=True)
+                               for k, v in self.model.state_dict().items()}  # fmt: skip
+
+    def wall_time(self) -> float:
+        """Seconds of training so far, over every resumed attempt."""
+        return self.elapsed + time.perf_counter() - self.started
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_state(run: RunState) -> None:
+    """Write the resume state after a complete epoch."""
+    atomic_save({
+        "fingerprint": run.fingerprint(), "epochs_done": run.epochs_done,
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "rng": torch.get_rng_state(), "sampler_rng": run.sampler_gen.get_state(),
+        "aug_rng": run.aug_gen.get_state(), "history": run.history,
+        "best_epoch": run.best_epoch, "best_acc": run.best_acc,
+        # the best weights are the current ones when this epoch improved: no second copy
+        "best_state": None if run.best_epoch == run.epochs_done else run.best_state,
+        "elapsed": run.wall_time(),
+    }, run.state_path)  # fmt: skip
+
+
+def load_state(run: RunState) -> bool:
+    """Restore ``run`` from its state file when one for the same run exists; True if resumed."""
+    path = run.state_path
+    if not path.is_file():
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: never trust it, start over
+        print(f"warning: {path} unreadable ({type(exc).__name__}); starting over", file=sys.stderr)
+        return False
+    if not isinstance(state, dict) or state.get("fingerprint") != run.fingerprint():
+        print(f"warning: {path} is for another recipe, data, fold or device; starting over",
+              file=sys.stderr)  # fmt: skip
+        return False
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.epochs_done = run.resumed_from = int(state["epochs_done"])
+    run.scheduler.last_epoch = run.epochs_done
+    run.scheduler._last_lr = [g["lr"] for g in run.optimizer.param_groups]
+    torch.set_rng_state(state["rng"])
+    run.sampler_gen.set_state(state["sampler_rng"])
+    run.aug_gen.set_state(state["aug_rng"])
+    run.history = list(state["history"])
+    run.best_epoch, run.best_acc = int(state["best_epoch"]), float(state["best_acc"])
+    run.best_state = state["best_state"]
+    if run.best_state is None:
+        run.best_state = {k: v.clone() for k, v in state["model"].items()}
+    run.elapsed = float(state["elapsed"])
+    return True
+
+
+def remove_state(run: RunState) -> None:
+    """Delete the resume file after a successful run, and its folders when left empty."""
+    run.state_path.unlink(missing_ok=True)
+    folder = run.state_path.parent
+    for candidate in (folder, folder.parent if folder.parent.name == ".state" else None):
+        if candidate is None or not candidate.is_dir() or any(candidate.iterdir()):
+            break
+        candidate.rmdir()
+
+
+def git_sha() -> str:
+    """HEAD of the checkout fer runs from, or ``unknown`` (installed copy, no git)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def versions() -> dict:
+    """Versions of the packages that decide the numbers."""
+    import torchvision
+
+    return {"fer": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}  # fmt: skip
+
+
+def hardware(device: torch.device) -> dict:
+    """Where the run ran."""
+    info = {"device": str(device), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}  # fmt: skip
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def checkpoint_meta(run: RunState, sha: str) -> dict:
+    """The contract's checkpoint meta (docs/design.md "Models")."""
+    r = run.recipe
+    return {
+        "model": run.arch, "classes": list(run.data.classes), "face_size": run.sizes[0],
+        "roi_size": run.sizes[1], "fer_version": __version__, "dataset": r.dataset,
+        "seed": r.seed, "selection": r.selection,
+        "global_input": r.global_input if run.arch == "global" else "aligned",
+        "fold": run.args.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
+        "git_sha": sha, "config_hash": r.config_hash or r.fingerprint(), "recipe": r.to_dict(),
+        "selected_on_test": r.selection == "test",
+        **({"warning": TEST_WARNING} if r.selection == "test" else {}),
+    }  # fmt: skip
+
+
+def write_outputs(run: RunState, train, val) -> None:
+    """Write ``{out stem}.history.csv``, ``{out stem}.run.json``, then the checkpoint ``{out}``."""
+    from fer.models import save_checkpoint
+
+    out = Path(run.args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stem = out.parent / out.stem
+    sha = git_sha()
+    meta = checkpoint_meta(run, sha)
+    hist_tmp = Path(f"{stem}.history.csv.tmp")
+    with hist_tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows({**row, "validated_on": val.name} for row in run.history)
+    os.replace(hist_tmp, f"{stem}.history.csv")
+    info = {
+        "recipe": run.recipe.to_dict(), "arch": run.arch, "prepared": str(run.args.prepared),
+        "out": str(out), "fold": run.args.fold, "seed": run.recipe.seed, "git_sha": sha,
+        "versions": versions(), "hardware": hardware(run.device),
+        "selection": run.recipe.selection, "validated_on": val.name,
+        "selected_on_test": run.recipe.selection == "test",
+        "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
+        "synthetic": bool(run.data.summary.get("synthetic", False)),
+        "classes": list(run.data.classes), "face_size": run.sizes[0], "roi_size": run.sizes[1],
+        "n_train": len(train), "n_val": len(val), "train_counts": train.counts(run.data.classes),
+        "val_counts": val.counts(run.data.classes), "epochs": run.epochs_done,
+        "val_groups": sorted(set(run.data.index["group"].astype(str).to_numpy()[val.rows])),
+        "resumed_from_epoch": run.resumed_from, "wall_time_s": round(run.wall_time(), 3),
+        "checkpoint_meta": {k: v for k, v in meta.items() if k != "recipe"},
+    }  # fmt: skip
+    if run.recipe.selection == "test":
+        info["warning"] = TEST_WARNING
+    run_tmp = Path(f"{stem}.run.json.tmp")
+    run_tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(run_tmp, f"{stem}.run.json")
+    save_checkpoint(out, run.model, meta)

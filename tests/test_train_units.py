@@ -1,0 +1,211 @@
+"""Unit tests of the training recipe, the batched augmentation chain and the data splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fer import augment as A
+from fer.errors import FerError
+from fer.prepared import open_prepared
+from fer.recipe import Recipe
+from fer.trainset import build_splits, epoch_order, sample_weights, vote_vectors
+
+# ---------------------------------------------------------------- recipe
+
+
+def test_recipe_defaults_are_reference_ish():
+    r = Recipe.from_json("")
+    assert (r.momentum, r.weight_decay, r.label_smoothing) == (0.9, 1e-4, 0.1)
+    assert r.loss_weights == (1.0, 0.6, 1.0) and r.balanced_sampler and r.selection == "val"
+
+
+def test_recipe_round_trips_and_coerces():
+    r = Recipe.from_json('{"epochs": 3, "lr": 1, "milestones": [1, 2], "samples_per_class": null}')
+    assert r.lr == 1.0 and isinstance(r.lr, float) and r.milestones == (1, 2)
+    assert Recipe.from_dict(r.to_dict()) == r
+    assert r.fingerprint() == r.replace(dataset="x", workers=0).fingerprint()
+    assert r.fingerprint() != r.replace(seed=1).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"epochs": 2, "learning_rate": 0.1}', "learning_rate"),
+        ('{"epochs": "3"}', "'epochs'"),
+        ('{"epochs": true}', "'epochs'"),
+        ('{"loss": "mse"}', "'loss'"),
+        ('{"milestones": [5, 5]}', "'milestones'"),
+        ('{"loss_weights": [1, 1]}', "'loss_weights'"),
+        ('{"lr": -1}', "'lr'"),
+        ('{"samples_per_class": 0}', "'samples_per_class'"),
+        ('{"epochs": 2,', "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
+def test_recipe_rejects_bad_input_naming_the_key(text, needle):
+    with pytest.raises(FerError, match="--recipe") as err:
+        Recipe.from_json(text)
+    assert needle in str(err.value)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def _batch(n=6, size=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8)
+
+
+def test_augment_shapes_resize_and_seed_determinism():
+    x = _batch()
+    a = A.augment(x, 32, torch.Generator().manual_seed(1))
+    b = A.augment(x, 32, torch.Generator().manual_seed(1))
+    c = A.augment(x, 32, torch.Generator().manual_seed(2))
+    assert a.shape == (6, 3, 32, 32) and a.dtype == torch.float32
+    assert a.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_eval_transform_normalises():
+    mean = torch.tensor(A.MEAN) * 255
+    x = mean.round().to(torch.uint8).expand(2, 8, 8, 3).contiguous()
+    out = A.prepare_eval(x, 8)
+    assert out.abs().max() < 0.01
+
+
+def test_flip_and_affine_identity_cases():
+    x = A.to_float(_batch(), 20)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(A.random_hflip(x, g, p=1.0), x.flip(-1))
+    assert torch.equal(A.random_affine(x, g, p=0.0), x)
+    same = A.random_affine(x, g, p=1.0, degrees=0.0, translate=0.0, scale=(1.0, 1.0))
+    assert torch.equal(same, x)
+
+
+def test_affine_translation_is_a_whole_pixel_shift_with_zero_fill():
+    x = A.to_float(_batch(n=8, size=20), 20) + 0.01  # no true zeros in the input
+    out = A.random_affine(x, torch.Generator().manual_seed(3), p=1.0, degrees=0.0,
+                          translate=0.2, scale=(1.0, 1.0))  # fmt: skip
+    for img, src in zip(out, x, strict=True):
+        found = False
+        for dy in range(-4, 5):
+            for dx in range(-4, 5):
+                shifted = torch.zeros_like(src)
+                ys, yd = (slice(0, 20 - dy), slice(dy, 20)) if dy >= 0 else (
+                    slice(-dy, 20), slice(0, 20 + dy))  # fmt: skip
+                xs, xd = (slice(0, 20 - dx), slice(dx, 20)) if dx >= 0 else (
+                    slice(-dx, 20), slice(0, 20 + dx))  # fmt: skip
+                shifted[:, yd, xd] = src[:, ys, xs]
+                found |= torch.equal(shifted, img)
+        assert found, "a translation must move the image by whole pixels, filling zeros"
+
+
+def test_random_erasing_erases_one_rectangle_of_the_reference_area():
+    x = torch.ones(32, 3, 40, 40)
+    out = A.random_erasing(x, torch.Generator().manual_seed(0), p=1.0)
+    for img in out:
+        zero = img[0] == 0
+        assert torch.equal(zero, (img == 0).all(0))  # all channels erased together
+        rows, cols = zero.any(1).nonzero().flatten(), zero.any(0).nonzero().flatten()
+        area = int(zero.sum())
+        assert area == len(rows) * len(cols)  # a filled rectangle
+        assert 0.02 * 1600 * 0.8 <= area <= 0.25 * 1600 * 1.2
+    none = A.random_erasing(x, torch.Generator().manual_seed(0), p=0.0)
+    assert torch.equal(none, x)
+
+
+def test_color_jitter_brightness_range():
+    x = torch.full((64, 3, 4, 4), 0.5)
+    out = A.color_jitter(x, torch.Generator().manual_seed(0), brightness=0.2, contrast=0.0)
+    ratio = out[:, 0, 0, 0] / 0.5
+    assert ratio.min() >= 0.8 - 1e-6 and ratio.max() <= 1.2 + 1e-6 and ratio.std() > 0.05
+
+
+# ---------------------------------------------------------------- splits and sampling
+
+
+def test_kfold_splits_never_touch_the_test_fold(fake_prepared):
+    data = open_prepared(fake_prepared(kfold=3))
+    recipe = Recipe(val_fraction=0.3)
+    train, val = build_splits(data, "global", recipe, fold=0)
+    test_rows = set(data.rows(fold=0))
+    assert not (set(train.rows) | set(val.rows)) & test_rows
+    groups = data.index["group"].to_numpy()
+    assert not set(groups[train.rows]) & set(groups[val.rows])
+    _, on_test = build_splits(data, "global", recipe.replace(selection="test"), fold=0)
+    assert set(on_test.rows) == test_rows and on_test.name == "test"
+    with pytest.raises(FerError, match="--fold"):
+        build_splits(data, "global", recipe, fold=None)
+
+
+def test_roi_arch_uses_only_rows_with_rois(fake_prepared):
+    data = open_prepared(fake_prepared())
+    train, val = build_splits(data, "roi", Recipe(), fold=None)
+    has_roi = data.index["has_roi"].to_numpy()
+    assert has_roi[train.rows].all() and has_roi[val.rows].all()
+    all_train, _ = build_splits(data, "global", Recipe(), fold=None)
+    assert len(all_train) > len(train)
+
+
+def test_balanced_sampler_evens_out_classes(fake_prepared):
+    data = open_prepared(fake_prepared())
+    train, _ = build_splits(data, "global", Recipe(), fold=None)
+    keep = np.flatnonzero((train.labels != 0) | (np.arange(len(train)) % 4 == 0))
+    train.rows, train.labels = train.rows[keep], train.labels[keep]  # make class 0 rare
+    weights = sample_weights(train, 7)
+    order = epoch_order(train, Recipe(samples_per_class=400), 7, torch.Generator().manual_seed(0))
+    counts = np.bincount(train.labels[order], minlength=7)
+    assert len(order) == 2800 and weights[train.labels == 0].max() > weights.min()
+    assert counts.min() > 300 and counts.max() < 500
+
+
+def _with_votes(root, text):
+    index = pd.read_csv(root / "index.csv", keep_default_na=False)
+    index["votes"] = text(index)
+    index.to_csv(root / "index.csv", index=False)
+    return open_prepared(root)
+
+
+def test_vote_vectors_follow_the_model_classes(fake_prepared):
+    data = _with_votes(fake_prepared(), lambda ix: ["0;6;0;0;0;0;2;2"] * len(ix))
+    votes = vote_vectors(data, np.arange(3))  # SEVEN classes: contempt's votes are dropped
+    assert np.allclose(votes[0], [0, 0.75, 0, 0, 0, 0, 0.25])
+    empty = _with_votes(fake_prepared("other"), lambda ix: [""] * len(ix))
+    with pytest.raises(FerError, match="votes"):
+        build_splits(empty, "global", Recipe(loss="bce"), fold=None)
+
+
+def test_device_resolution():
+    from fer.train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(FerError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(FerError, match="--device"):
+        resolve_device("tpu")
+
+
+def test_batches_gather_in_order_numpy_or_pinned_tensors(fake_prepared, monkeypatch):
+    from fer.train import _inputs
+    from fer.trainset import Batches
+
+    data = open_prepared(fake_prepared())
+    train, _ = build_splits(data, "roi", Recipe(), fold=None)
+    positions = np.array([5, 0, 3, 3])
+    batch = Batches(data, "roi", train, "aligned").gather(positions)
+    assert np.array_equal(batch["face"], data.faces[train.rows[positions]])
+    assert np.array_equal(batch["mouth"], data.rois["mouth"][train.rows[positions]])
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self)  # no CUDA here
+    pinned = Batches(data, "roi", train, "aligned", pin=True).gather(positions)
+    assert torch.equal(pinned["face"], torch.from_numpy(batch["face"]))
+
+    class Stub:
+        uses_rois = True
+
+    inputs = _inputs(pinned, Stub(), (32, 16), torch.device("cpu"), None, True)
+    assert inputs["face"].shape == (4, 3, 32, 32) and inputs["eye"].shape == (4, 3, 16, 16)
