@@ -126,12 +126,18 @@ def runtime_for(base, per_kimage):
 
 
 def recipe(dataset, model):
-    """The merged training recipe of (data set, model), as a JSON string for `fer train`."""
+    """The merged training recipe of (data set, model), as a JSON string for `fer train`.
+
+    Its `config_hash` covers only what the model depends on (recipe, data set entry,
+    preprocessing), so editing an unrelated key does not retrain anything.
+    """
     train = config["train"]
     merged = {**train["defaults"], **train[f"defaults_{model}"]}
     merged.update(train["recipes"].get(dataset, {}).get(model, {}))
+    if kfold(dataset):
+        merged.setdefault("val_fraction", ds(dataset)["val_fraction"])
     merged["dataset"] = dataset
-    merged["config_hash"] = config_hash()
+    merged["config_hash"] = digest(merged, ds(dataset), config["preprocess"])
     return json.dumps(merged, sort_keys=True)
 
 
@@ -139,8 +145,14 @@ def recipe_param(wildcards):
     return recipe(wildcards.dataset, wildcards.model)
 
 
-def config_hash():
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+def digest(*parts):
+    """Short, stable hash of JSON-able parts (provenance and change detection)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def evaluate_hash(wildcards):
+    """What a result depends on beyond its checkpoints: evaluation settings and the target."""
+    return digest(config["evaluate"], ds(wildcards.target), config["preprocess"])
 
 
 def kfold(name):

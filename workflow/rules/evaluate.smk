@@ -26,7 +26,7 @@ rule evaluate_cell:
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["evaluate"]["seed"],
         batch_size=config["evaluate"]["batch_size"],
-        config_hash=config_hash(),
+        config_hash=evaluate_hash,
     shell:
         "fer evaluate --dataset {wildcards.dataset} --target {wildcards.target}"
         " --arch {wildcards.arch} --prepared {params.prepared}"
