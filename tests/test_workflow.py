@@ -167,3 +167,19 @@ def test_snakemake_report_bundles_the_html(demo_run):
         names = zf.namelist()
     assert any(n.endswith("all.html") for n in names), names
     assert any(n.endswith("contact_sheet.png") for n in names), names
+
+
+def test_demo_goes_through_the_in_the_wild_code_path(demo_run):
+    """The demo's detector fallback (MTCNN box -> dlib 68 points, dlib HOG finds few drawings) is
+    the path in-the-wild data takes; images MTCNN misses keep a resized face and no ROIs."""
+    import numpy as np
+
+    from fer.prepared import open_prepared
+
+    prepared = open_prepared(demo_run / "resources/demo/prepared")
+    assert prepared.params["detector"] == "mtcnn"
+    summary = prepared.summary
+    assert summary["roi_coverage"] > 0.85, summary["counts_by_status"]
+    index = prepared.index
+    for row in np.flatnonzero((index["status"] == "no_face").to_numpy()):
+        assert prepared.faces[row].any() and not prepared.rois["eye"][row].any()
