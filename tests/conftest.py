@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+
+
+def smk(*args, cwd=REPO, timeout=120):
+    """Run the repository's workflow with Snakemake in `cwd`; the venv's `fer` is on PATH."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"), *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +39,15 @@ def fake_prepared(tmp_path):
         return write_fake_prepared(tmp_path / name, **kwargs)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The real demo workflow, end to end, in a scratch working directory (session-scoped)."""
+    work = tmp_path_factory.mktemp("demo_run")
+    shutil.copytree(REPO / "config", work / "config")
+    r = smk("reports/all.html", "--cores", "2", "--resources", "gpu=1", cwd=work, timeout=1500)
+    if r.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
+        pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")
+    return work

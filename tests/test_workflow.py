@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def smk(*args, cwd=REPO, timeout=120):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+from tests.conftest import BIN, REPO, smk
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -125,18 +114,6 @@ def test_demo_generator_is_deterministic(tmp_path):
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
     assert "SYNTHETIC" in (tmp_path / "a" / "SYNTHETIC.txt").read_text()
-
-
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """The real demo workflow, end to end, in a scratch working directory (session-scoped)."""
-    work = tmp_path_factory.mktemp("demo_run")
-    shutil.copytree(REPO / "config", work / "config")
-    r = smk("reports/all.html", "--cores", "2", "--resources", "gpu=1", cwd=work, timeout=1500)
-    if r.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
-        pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")
-    return work
 
 
 def test_demo_workflow_runs_end_to_end(demo_run):
