@@ -27,7 +27,6 @@ antialiased bilinear) and the result records it under ``provenance.input_resize`
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -35,14 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fer import __version__
 from fer.errors import FerError
 from fer.labels import PROTOCOLS
 from fer.prepared import ROI_NAMES, PreparedData, open_prepared
+from fer.provenance import git_sha, resolve_device, versions
 from fer.scoring import (
     assemble_result,
     fuse,
-    git_sha,
     label_map,
     parse_weights,
     target_labels,
@@ -225,20 +223,6 @@ def plan_tasks(data: PreparedData, g: list[Checkpoint], r: list[Checkpoint], wit
     return tasks
 
 
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise FerError(f"--device {name!r}: not a torch device ({exc})") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FerError(f"--device {name!r}: no CUDA device is visible here")
-    return device
-
-
 def _check_array(data: PreparedData, name: str, arr: np.ndarray) -> int:
     if arr.ndim != 4 or arr.shape[1] != arr.shape[2] or arr.shape[3] != 3:
         raise FerError(f"{data.root / (name + '.npy')}: shape {arr.shape}; expected N×S×S×3")
@@ -339,19 +323,6 @@ def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) ->
     return res
 
 
-def versions() -> dict[str, str]:
-    """Versions of what produced the numbers."""
-    import torch
-
-    return {
-        "fer": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "cuda": str(torch.version.cuda),
-    }
-
-
 def evaluate(args: argparse.Namespace) -> dict:
     """Run one evaluation cell from the command line's arguments; returns the result dict."""
     needs = {"global": ("global",), "roi": ("roi",), "fused": ("global", "roi")}[args.arch]
@@ -371,7 +342,7 @@ def evaluate_cell(args, data: PreparedData, g: list[Checkpoint], r: list[Checkpo
     lmap = label_map(classes, data, args.target, args.protocol, (g + r)[0])
     tasks = plan_tasks(data, g, r, args.within)
     opts = {
-        "device": _device(args.device),
+        "device": resolve_device(args.device),
         "batch_size": args.batch_size,
         "quiet": True if args.no_progress else None,
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -268,23 +267,6 @@ def target_labels(data: PreparedData, rows: np.ndarray, scored: list[str]):
         ) from exc
     pos = {c: i for i, c in enumerate(scored)}
     return np.array([pos.get(n, -1) for n in names], dtype=np.int64), names
-
-
-def git_sha() -> str | None:
-    """Commit of the checkout ``fer`` runs from (``FER_GIT_SHA`` wins); None if unknown."""
-    if os.environ.get("FER_GIT_SHA"):
-        return os.environ["FER_GIT_SHA"]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

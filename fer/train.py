@@ -25,6 +25,7 @@ from tqdm import tqdm
 from fer.augment import augment, prepare_eval
 from fer.errors import FerError
 from fer.models import create_model
+from fer.provenance import resolve_device
 from fer.recipe import Recipe
 from fer.trainset import Batches, Split, build_splits, epoch_order
 from fer.trainstate import RunState, load_state, remove_state, save_state, write_outputs
@@ -87,18 +88,6 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         "about three copies of the model)",
     )
     return p
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; an unavailable cuda is a FerError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FerError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise FerError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
 class Criterion(nn.Module):

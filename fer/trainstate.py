@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fer import __version__
+from fer.provenance import git_sha, versions
 
 # the contract's columns, plus `validated_on` (val | test): which split the val_* columns scored
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
@@ -164,24 +163,6 @@ def remove_state(run: RunState) -> None:
         if candidate is None or not candidate.is_dir() or any(candidate.iterdir()):
             break
         candidate.rmdir()
-
-
-def git_sha() -> str:
-    """HEAD of the checkout fer runs from, or ``unknown`` (installed copy, no git)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
-
-
-def versions() -> dict:
-    """Versions of the packages that decide the numbers."""
-    import torchvision
-
-    return {"fer": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}  # fmt: skip
 
 
 def hardware(device: torch.device) -> dict:

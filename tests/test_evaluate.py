@@ -392,7 +392,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
 
 def test_device_flag_errors():
     with pytest.raises(FerError, match="--device 'nonsense'"):
-        ev._device("nonsense")
+        ev.resolve_device("nonsense")
     if not torch.cuda.is_available():
         with pytest.raises(FerError, match="no CUDA device"):
-            ev._device("cuda")
+            ev.resolve_device("cuda")

@@ -179,12 +179,12 @@ def test_vote_vectors_follow_the_model_classes(fake_prepared):
 
 
 def test_device_resolution():
-    from fer.train import resolve_device
+    from fer.provenance import resolve_device
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
-        with pytest.raises(FerError, match="CUDA is not available"):
+        with pytest.raises(FerError, match="no CUDA device"):
             resolve_device("cuda")
     with pytest.raises(FerError, match="--device"):
         resolve_device("tpu")
