@@ -160,3 +160,12 @@ def test_demo_goes_through_the_in_the_wild_code_path(demo_run):
     index = prepared.index
     for row in np.flatnonzero((index["status"] == "no_face").to_numpy()):
         assert prepared.faces[row].any() and not prepared.rois["eye"][row].any()
+
+
+def test_ckplus48_config_plans_ten_folds():
+    r = smk("-n", "reports/all.html", "--configfile=config/ckplus48.yaml")
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout) == {
+        "build_manifest": 1, "prepare_faces": 1, "train_fold": 20, "evaluate_cell": 3,
+        "render_report": 1,
+    }  # fmt: skip
