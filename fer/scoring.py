@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from fer import metrics
+from fer.atomic import publish
 from fer.errors import FerError
 from fer.labels import CANONICAL, scored_classes
 from fer.prepared import PreparedData
@@ -278,7 +279,7 @@ def write_json_atomic(path: Path, obj: dict) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=1, default=str, allow_nan=False)
             fh.write("\n")
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

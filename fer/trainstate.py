@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from fer import __version__
+from fer.atomic import publish
 from fer.provenance import git_sha, versions
 
 # the contract's columns, plus `validated_on` (val | test): which split the val_* columns scored
@@ -104,7 +105,7 @@ def atomic_save(obj, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

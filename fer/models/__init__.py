@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fer import __version__
+from fer.atomic import publish
 from fer.errors import FerError
 from fer.models.global_net import GlobalNet
 from fer.models.roi_net import GlobalRoiNet
@@ -167,7 +168,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict) -> di
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save({"state_dict": state, "meta": full}, fh)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from fer import __version__
+from fer.atomic import publish
 from fer.report import figures, tables
 from fer.report.inputs import Benchmark, Cell, History
 
@@ -328,7 +329,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
