@@ -169,3 +169,26 @@ def test_ckplus48_config_plans_ten_folds():
         "build_manifest": 1, "prepare_faces": 1, "train_fold": 20, "evaluate_cell": 3,
         "render_report": 1,
     }  # fmt: skip
+
+
+def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
+    """CK+48 through every stage with subject-grouped 3-fold CV (tiny training: the path, not
+    the accuracy): one train_fold job per fold and model, per-fold results pooled per cell."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        f"datasets: {{ckplus: {{root: {shared_data / 'ckplus48'}, detector: none, kfold: 3}}}}\n"
+        "train_on: [ckplus]\ntargets: {ckplus: [ckplus]}\n"
+        "preprocess: {face_size: 64, roi_size: 24}\n"
+        "train: {defaults: {epochs: 1, batch_size: 16, face_size: 32, roi_size: 16,"
+        " max_steps_per_epoch: 2, samples_per_class: 10}}\n"
+        "evaluate: {bootstrap: 20}\n"
+    )
+    r = smk("reports/all.html", f"--configfile={cfg}", "--cores", "2", "--resources", "gpu=1",
+            cwd=tmp_path, timeout=900)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert len(list((tmp_path / "models" / "ckplus").glob("*.fold*.pt"))) == 6
+    result = json.loads((tmp_path / "results/ckplus/ckplus_fused.json").read_text())
+    assert result["n_images"] == 981
+    assert [f["fold"] for f in result["folds"]] == [0, 1, 2]
+    assert sum(f["n"] for f in result["folds"]) == 981
+    assert "neutral" not in result["classes"]  # the 48x48 copy has no neutral class
