@@ -14,7 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 
-from fer.errors import FerError
+from fer.errors import FerError, parse_json_object
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "loss": ("ce", "bce"),
@@ -75,12 +75,7 @@ class Recipe:
         """Parse a JSON object into a validated Recipe; ``where`` names the source in errors."""
         if text is None or not text.strip():
             return cls()
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FerError(f"{where}: not valid JSON ({exc.msg} at char {exc.pos})") from None
-        if not isinstance(data, dict):
-            raise FerError(f"{where}: expected a JSON object of recipe keys, got {type(data)}")
+        data = parse_json_object(text, where)
         return cls.from_dict(data, where)
 
     @classmethod

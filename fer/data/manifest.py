@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fer.data import AdapterResult, Row, check_root, get_adapter, list_datasets
 from fer.data.splits import carve_val, kfold
-from fer.errors import FerError
+from fer.errors import FerError, parse_json_object
 from fer.labels import CANONICAL
 
 COLUMNS = ("path", "label", "label_name", "split", "group", "fold", "box", "landmarks", "votes")
@@ -188,17 +188,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_options(text: str) -> dict:
-    """The ``--options`` JSON object; anything else is a :class:`FerError`."""
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FerError(f"--options: not valid JSON ({exc}): {text!r}") from None
-    if not isinstance(options, dict):
-        raise FerError(f"--options: expected a JSON object, got {text!r}")
-    return options
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``fer manifest``: write the manifest and summary, print the count table."""
     args = get_args_parser().parse_args(argv)
@@ -206,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         args.dataset,
         args.root,
         args.adapter,
-        parse_options(args.options),
+        parse_json_object(args.options, "--options"),
         args.val_fraction,
         args.kfold,
         args.seed,

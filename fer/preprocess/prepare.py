@@ -29,6 +29,7 @@ from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
 from fer.preprocess.rois import ROI_NAMES
+from fer.provenance import resolve_device as resolve_torch_device
 
 MANIFEST_COLUMNS = (
     "path",
@@ -186,15 +187,7 @@ def resolve_device(device: str, detector: str) -> str:
     GPU is a :class:`FerError`. Only MTCNN uses the device (dlib runs on the CPU)."""
     if detector != "mtcnn":
         return "cpu"
-    if device == "cpu":
-        return device
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise FerError("--device cuda: torch sees no CUDA device (use --device auto or cpu)")
-    return "cpu"
+    return resolve_torch_device(device).type
 
 
 def make_params(settings: Settings, manifest_sha256: str) -> dict:
