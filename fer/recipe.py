@@ -36,7 +36,8 @@ class Recipe:
     init, sampler order and augmentation. selection: "val" (honest) or "test" (reference
     reproduction only; marked in every output). val_fraction: share of the training folds'
     groups carved into val for k-fold sets. global_input: "aligned" or "original" frames for
-    the Global Net. weights: "none", "imagenet" or a ResNet-18 file. face_size, roi_size:
+    the Global Net. weights: "none", "imagenet", a ResNet-18 file, or a `fer train` checkpoint
+    of the same architecture to fine-tune from (all but the class head). face_size, roi_size:
     train-time input sizes (null: the prepared sizes). amp: "bf16" autocast or "none".
     channels_last, augment (the reference chain, fer.augment), eval_batch_size, workers
     (read-ahead threads), max_steps_per_epoch (quick runs). dataset, config_hash: metadata.

@@ -185,7 +185,7 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         "global_input": r.global_input if run.arch == "global" else "aligned",
         "fold": run.args.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
         "git_sha": sha, "config_hash": r.config_hash or r.fingerprint(), "recipe": r.to_dict(),
-        "selected_on_test": r.selection == "test",
+        "selected_on_test": r.selection == "test", "init": getattr(run.model, "fer_init", None),
         **({"warning": TEST_WARNING} if r.selection == "test" else {}),
     }  # fmt: skip
 
@@ -218,6 +218,7 @@ def write_outputs(run: RunState, train, val) -> None:
         "val_counts": val.counts(run.data.classes), "epochs": run.epochs_done,
         "val_groups": sorted(set(run.data.index["group"].astype(str).to_numpy()[val.rows])),
         "resumed_from_epoch": run.resumed_from, "wall_time_s": round(run.wall_time(), 3),
+        "init": getattr(run.model, "fer_init", None),
         "checkpoint_meta": {k: v for k, v in meta.items() if k != "recipe"},
     }  # fmt: skip
     if run.recipe.selection == "test":

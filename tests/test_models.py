@@ -289,3 +289,34 @@ def test_weights_file_that_is_not_resnet18_is_refused(tmp_path):
     text.write_text("hello")
     with pytest.raises(FerError, match=r"text\.pth: not a readable ResNet-18 state_dict"):
         create_model("global", 7, **SMALL, weights=str(text))
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_fer_checkpoint_initialises_all_but_the_class_head(arch, tmp_path):
+    """Fine-tuning (e.g. FER2013 → CK+): another class set and input size; head stays fresh."""
+    torch.manual_seed(5)
+    upstream = create_model(arch, 7, **SMALL)
+    for p in upstream.parameters():
+        p.data.normal_()  # unlike any default init
+    path = tmp_path / "upstream.pt"
+    save_checkpoint(path, upstream, {"classes": list(CANONICAL[:7]), "dataset": "fer2013"})
+    torch.manual_seed(0)
+    model = create_model(arch, 5, **TINY, weights=str(path))
+    torch.manual_seed(0)
+    fresh = create_model(arch, 5, **TINY)
+    for key, value in model.state_dict().items():
+        if key.startswith(("fc.", "bn.")):
+            assert torch.equal(value, fresh.state_dict()[key]), key
+        else:
+            assert torch.equal(value, upstream.state_dict()[key]), key
+    assert model.fer_init["kind"] == "fer checkpoint"
+    assert model.fer_init["from_dataset"] == "fer2013"
+    assert model.fer_init["tensors"] == len(model.state_dict()) - 7  # fc w/b, bn w/b/mean/var/count
+    assert create_model(arch, 5, **TINY).fer_init is None
+
+
+def test_fer_checkpoint_of_another_architecture_is_refused(tmp_path):
+    path = tmp_path / "global.pt"
+    save_checkpoint(path, create_model("global", 7, **TINY), {"classes": list(CANONICAL[:7])})
+    with pytest.raises(FerError, match=r"global\.pt: a 'global' checkpoint cannot initialise"):
+        create_model("roi", 7, **TINY, weights=str(path))

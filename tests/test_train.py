@@ -196,3 +196,20 @@ def test_state_of_another_recipe_is_not_resumed(prepared, tmp_path, capsys):
     assert "starting over" in capsys.readouterr().err
     assert json.loads((tmp_path / "g.run.json").read_text())["resumed_from_epoch"] is None
     assert not (tmp_path / ".state").exists()
+
+
+def test_fine_tuning_from_a_checkpoint_of_other_classes_is_recorded(
+    reference_run, fake_prepared, tmp_path
+):
+    """weights: a `fer train` checkpoint (7 classes) starts a 5-class model; the run says so."""
+    five = fake_prepared("five", classes=("happy", "sad", "surprise", "fear", "anger"))
+    out = tmp_path / "tuned.pt"
+    assert T.main(train_args(five, out, epochs=1, max_steps_per_epoch=2,
+                             weights=str(reference_run))) == 0  # fmt: skip
+    init = json.loads((tmp_path / "tuned.run.json").read_text())["init"]
+    assert init["kind"] == "fer checkpoint" and init["weights"] == str(reference_run)
+    assert len(init["from_classes"]) == 7 and init["tensors"] > 100
+    model, meta = load_checkpoint(out)
+    assert meta["init"] == init and model.num_classes == 5
+    with pytest.raises(FerError, match="a 'global' checkpoint cannot initialise a 'roi' model"):
+        T.main(train_args(five, tmp_path / "r.pt", arch="roi", weights=str(reference_run)))

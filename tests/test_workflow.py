@@ -89,6 +89,43 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
     assert "Traceback" not in r.stderr
 
 
+def _init_from(source: str) -> str:
+    return f'train={{"recipes": {{"ckplus": {{"global": {{"init_from": "{source}"}}}}}}}}'
+
+
+def test_init_from_trains_the_upstream_model_first():
+    """Fine-tuning CK+ from the RAF-DB model: every fold waits for models/rafdb/global.pt."""
+    r = smk("-n", "--printshellcmds", "--configfile=config/paper.yaml", "--config",
+            _init_from("rafdb"), "--", "results/ckplus/ckplus_global.json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout)["train_model"] == 1  # rafdb/global, nothing else of rafdb's
+    folds = [block for block in r.stdout.split("\n\n") if "rule train_fold:" in block]
+    global_folds = [b for b in folds if "wildcards: dataset=ckplus, model=global" in b]
+    assert len(global_folds) == 10
+    for block in global_folds:
+        assert "models/rafdb/global.pt" in block.split("output:")[0]  # an input
+        assert '"weights": "models/rafdb/global.pt"' in block  # the recipe fer train gets
+    assert all("models/rafdb" not in b.split("output:")[0] for b in folds if b not in global_folds)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("nosuch", "init_from 'nosuch' is not a key of datasets"),
+        ("ckplus", "init_from names the data set itself"),
+        ("jaffe", None),  # a set with a test split: fine
+    ],
+)
+def test_bad_init_from_fails_at_planning(source, expected):
+    r = smk("-n", "--configfile=config/paper.yaml", "--config", _init_from(source), "--",
+            "results/ckplus/ckplus_global.json")  # fmt: skip
+    errors = [line for line in r.stderr.splitlines() if line.startswith("config error")]
+    if expected is None:
+        assert r.returncode == 0 and errors == [], r.stderr
+    else:
+        assert r.returncode != 0 and len(errors) == 1 and expected in errors[0], r.stderr
+
+
 def test_missing_root_fails_with_one_line_when_a_job_needs_it(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(

@@ -20,7 +20,7 @@ from fer.atomic import publish
 from fer.errors import FerError
 from fer.models.global_net import GlobalNet
 from fer.models.roi_net import GlobalRoiNet
-from fer.models.weights import resolve_weights
+from fer.models.weights import load_finetune, resolve_weights
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 META_REQUIRED = ("model", "classes", "face_size", "roi_size", "fer_version")
@@ -63,8 +63,9 @@ def create_model(
 ) -> nn.Module:
     """Build model ``name`` for ``num_classes`` outputs and the given input sizes.
 
-    ``weights``: None/"none" (random init), "imagenet" (torch hub cache, no download) or a path
-    to a torchvision ResNet-18 state_dict; see fer.models.weights.
+    ``weights``: None/"none" (random init), "imagenet" (torch hub cache, no download), a path
+    to a torchvision ResNet-18 state_dict, or a checkpoint of ``fer train`` to fine-tune from
+    (all but its class head); see fer.models.weights. What was loaded is in ``model.fer_init``.
     """
     if name not in _MODELS:
         raise FerError(f"unknown model {name!r}: expected one of {', '.join(_MODELS)}")
@@ -76,9 +77,18 @@ def create_model(
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise FerError(f"model {name!r}: {what} must be an integer >= {least}, got {value!r}")
     model = _MODELS[name](num_classes, face_size, roi_size)
-    state = resolve_weights(weights)
-    if state is not None:
-        model.load_backbone(state, source=str(weights))
+    init = resolve_weights(weights)
+    model.fer_init = None
+    if init is not None and init.meta is None:
+        n = model.load_backbone(init.state, source=init.source)
+        model.fer_init = {"weights": init.source, "kind": "resnet18", "tensors": n}
+    elif init is not None:
+        n = load_finetune(model, init)
+        keep = ("dataset", "classes", "fold", "best_epoch", "best_val_acc", "config_hash",
+                "git_sha", "selected_on_test")  # fmt: skip
+        upstream = {f"from_{k}": init.meta[k] for k in keep if k in init.meta}
+        model.fer_init = {"weights": init.source, "kind": "fer checkpoint", "tensors": n,
+                          **upstream}  # fmt: skip
     return model
 
 

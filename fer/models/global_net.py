@@ -28,6 +28,7 @@ class GlobalNet(nn.Module):
 
     arch = "global"
     uses_rois = False
+    class_head = ("fc.", "bn.")  # the classifier: not copied when fine-tuning on other classes
 
     def __init__(self, num_classes: int, face_size: int = 224, roi_size: int = 90) -> None:
         super().__init__()

@@ -109,6 +109,7 @@ class GlobalRoiNet(nn.Module):
 
     arch = "roi"
     uses_rois = True
+    class_head = ("fc.", "bn.")  # shared by the three heads: not copied when fine-tuning
 
     def __init__(self, num_classes: int, face_size: int = 224, roi_size: int = 90) -> None:
         super().__init__()

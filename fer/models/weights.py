@@ -1,13 +1,16 @@
-"""ImageNet ResNet-18 weights from a local file: never downloaded at run time.
+"""Initial weights from a local file: never downloaded at run time.
 
 ``weights="imagenet"`` reads torchvision's IMAGENET1K_V1 file from the torch hub cache
 (``torch.hub.get_dir()/checkpoints/resnet18-f37072fd.pth``, i.e. ``$TORCH_HOME/hub/checkpoints``);
 ``weights="/path/to/resnet18.pth"`` reads that file; ``None``/``"none"`` means random init.
+``weights="models/fer2013/global.pt"`` (a checkpoint written by ``fer train``) fine-tunes from
+that model: every tensor but the class head (whose classes belong to the other data set).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -25,8 +28,16 @@ def imagenet_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
 
 
-def resolve_weights(weights: str | Path | None) -> dict[str, torch.Tensor] | None:
-    """Return the ResNet-18 state_dict that ``weights`` names, or None for random init.
+class Init(NamedTuple):
+    """What ``weights`` names: a ResNet-18 state_dict (``meta`` None) or a fer checkpoint."""
+
+    state: dict[str, torch.Tensor]
+    meta: dict | None
+    source: str
+
+
+def resolve_weights(weights: str | Path | None) -> Init | None:
+    """Read the weights that ``weights`` names, or return None for random init.
 
     Raises FerError (saying where to put the file and where to get it) when it is missing.
     """
@@ -40,25 +51,39 @@ def resolve_weights(weights: str | Path | None) -> dict[str, torch.Tensor] | Non
                 f"time; fetch {IMAGENET_URL} and save it there (or set TORCH_HOME), or name a "
                 f"local file with weights: /path/to/{IMAGENET_FILE}"
             )
-        return load_resnet18_state(path)
+        return Init(load_resnet18_state(path), None, str(path))
     path = Path(weights).expanduser()
     if not path.is_file():
         raise FerError(
             f"weights file {path} not found: expected torchvision's ResNet-18 state_dict "
-            f"({IMAGENET_URL}), 'imagenet' (looks in {imagenet_path().parent}) or 'none'"
+            f"({IMAGENET_URL}), a checkpoint written by `fer train`, 'imagenet' (looks in "
+            f"{imagenet_path().parent}) or 'none'"
         )
-    return load_resnet18_state(path)
+    state = _load(path)
+    if (
+        isinstance(state, dict)
+        and isinstance(state.get("state_dict"), dict)
+        and isinstance(state.get("meta"), dict)
+    ):
+        return Init(state["state_dict"], state["meta"], str(path))
+    return Init(load_resnet18_state(path, state), None, str(path))
 
 
-def load_resnet18_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a torchvision ResNet-18 state_dict (plain, or under ``"state_dict"``) safely."""
+def _load(path: Path):
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling, zip and I/O errors all mean: not a usable file
         raise FerError(
-            f"{path}: not a readable ResNet-18 state_dict ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{path}: not a readable ResNet-18 state_dict or fer checkpoint "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         ) from exc
+
+
+def load_resnet18_state(path: str | Path, state=None) -> dict[str, torch.Tensor]:
+    """Read a torchvision ResNet-18 state_dict (plain, or under ``"state_dict"``) safely;
+    ``state``: what ``path`` holds, when it was read already."""
+    if state is None:
+        state = _load(Path(path))
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "conv1.weight" not in state:
@@ -93,4 +118,39 @@ def load_into_trunk(
         )
         raise FerError(f"{source}: not a ResNet-18 state_dict: {shown}")
     trunk.load_state_dict(picked, strict=False)
+    return len(picked)
+
+
+def load_finetune(model: nn.Module, init: Init) -> int:
+    """Copy a fer checkpoint of the same architecture into ``model``, all but its class head.
+
+    The head (``model.class_head`` prefixes) keeps its fresh init: its classes are the other
+    data set's. Input sizes may differ (the convolutions do not depend on them). Another
+    architecture, or a tensor missing or of another shape, raises FerError naming the file.
+    Returns the number of tensors copied.
+    """
+    arch = init.meta.get("model")
+    if arch != model.arch:
+        raise FerError(
+            f"{init.source}: a {arch!r} checkpoint cannot initialise a {model.arch!r} model "
+            f"(fine-tuning starts from a model of the same architecture)"
+        )
+    picked, problems = {}, []
+    for key, target in model.state_dict().items():
+        if key.startswith(model.class_head):
+            continue
+        if key not in init.state:
+            problems.append(f"missing {key}")
+        elif tuple(init.state[key].shape) != tuple(target.shape):
+            problems.append(
+                f"{key} has shape {tuple(init.state[key].shape)}, not {tuple(target.shape)}"
+            )
+        else:
+            picked[key] = init.state[key]
+    if problems:
+        shown = "; ".join(problems[:3]) + (
+            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        )
+        raise FerError(f"{init.source}: does not fit a {model.arch!r} model: {shown}")
+    model.load_state_dict(picked, strict=False)
     return len(picked)

@@ -134,11 +134,38 @@ def recipe(dataset, model):
     train = config["train"]
     merged = {**train["defaults"], **train[f"defaults_{model}"]}
     merged.update(train["recipes"].get(dataset, {}).get(model, {}))
+    source = merged.pop("init_from", None)
+    if source:
+        merged["weights"] = init_checkpoint(dataset, source, model)
     if kfold(dataset):
         merged.setdefault("val_fraction", ds(dataset)["val_fraction"])
     merged["dataset"] = dataset
     merged["config_hash"] = digest(merged, ds(dataset), config["preprocess"])
     return json.dumps(merged, sort_keys=True)
+
+
+def init_checkpoint(dataset, source, model):
+    """The checkpoint that `init_from: <source>` fine-tunes (dataset, model) from."""
+    where = f"train recipe of {dataset}/{model}: init_from"
+    if source not in config["datasets"]:
+        _fail(
+            f"{where} {source!r} is not a key of datasets ({sorted(config['datasets'])})"
+        )
+    if source == dataset:
+        _fail(f"{where} names the data set itself")
+    if kfold(source):
+        _fail(
+            f"{where} {source!r} is a k-fold set (one model per fold); name a set with a test split"
+        )
+    return f"models/{source}/{model}.pt"
+
+
+def init_inputs(wildcards):
+    """The upstream checkpoint of a fine-tuned model (`init_from`), else nothing."""
+    weights = json.loads(recipe(wildcards.dataset, wildcards.model)).get("weights", "")
+    return (
+        [weights] if weights.startswith("models/") and weights.endswith(".pt") else []
+    )
 
 
 def recipe_param(wildcards):

@@ -4,6 +4,7 @@
 rule train_model:
     input:
         prepared="resources/{dataset}/prepared/index.csv",
+        init=init_inputs,
     output:
         ckpt="models/{dataset}/{model}.pt",
         history="models/{dataset}/{model}.history.csv",
@@ -30,6 +31,7 @@ rule train_model:
 rule train_fold:
     input:
         prepared="resources/{dataset}/prepared/index.csv",
+        init=init_inputs,
     output:
         ckpt="models/{dataset}/{model}.fold{fold}.pt",
         history="models/{dataset}/{model}.fold{fold}.history.csv",
