@@ -5,6 +5,11 @@ loss → backward → SGD step) on synthetic uint8 batches, for both models, in 
 bf16 autocast + channels_last, and prints images per second. Reference code, fp32, these CPUs:
 3.45 img/s (Global-ROI Net) and 17.4 img/s (Global Net).
 
+It also prints the machine's ceiling: the matrix-multiply peak (GFLOP/s of a large GEMM, fp32
+and bf16) and the img/s a train step would reach if all of its FLOPs (forward GFLOPs x 3: the
+backward pass costs about twice the forward) ran at that peak. No code reaches the ceiling; a
+goal above it cannot be met by software on this machine.
+
     python benchmarks/bench_train.py --steps 3 --threads 2
 """
 
@@ -16,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from fer.models import create_model, gflops_per_image
 from fer.recipe import Recipe
 from fer.train import Criterion, build_model, train_one_epoch
 
@@ -63,18 +69,43 @@ def bench(arch: str, fast: bool, args) -> float:
     return stats["images"] / (time.perf_counter() - t0)
 
 
+def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, repeat: int = 10) -> float:
+    """GFLOP/s of an n x n x n matrix multiply in ``dtype`` (the practical compute peak)."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    for _ in range(2):
+        a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"batch {args.batch_size}, face {args.face_size}, roi {args.roi_size}, "
           f"{torch.get_num_threads()} threads, device {args.device}")  # fmt: skip
+    peak = {"fp32": gemm_peak(torch.float32, args.device),
+            "bf16": gemm_peak(torch.bfloat16, args.device)}  # fmt: skip
+    print(f"GEMM peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     for arch in args.archs:
         fp32 = bench(arch, False, args)
         fast = bench(arch, True, args)
         print(f"{arch:6s} fp32 {fp32:7.2f} img/s | bf16+channels_last {fast:7.2f} img/s "
               f"({fast / fp32:.2f}x fp32, {fast / REFERENCE[arch]:.2f}x reference "
               f"{REFERENCE[arch]} img/s)", flush=True)  # fmt: skip
+        train_gflop = 3 * gflops_per_image(create_model(arch, 7, args.face_size, args.roi_size))
+        for name, rate in (("fp32", fp32), ("bf16", fast)):
+            ceiling = peak[name] / train_gflop
+            print(f"       {name} ceiling {ceiling:7.2f} img/s ({train_gflop:.1f} GFLOP/img at "
+                  f"{peak[name]:.0f} GFLOP/s): reached {rate / ceiling:.0%}, ceiling = "
+                  f"{ceiling / REFERENCE[arch]:.2f}x reference")  # fmt: skip
     return 0
 
 
