@@ -199,13 +199,14 @@ def test_demo_goes_through_the_in_the_wild_code_path(demo_run):
         assert prepared.faces[row].any() and not prepared.rois["eye"][row].any()
 
 
-def test_ckplus48_config_plans_ten_folds():
+def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
     r = smk("-n", "reports/all.html", "--configfile=config/ckplus48.yaml")
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout) == {
-        "build_manifest": 1, "prepare_faces": 1, "train_fold": 20, "evaluate_cell": 3,
-        "render_report": 1,
+        "build_manifest": 2, "prepare_faces": 2, "train_model": 2, "train_fold": 20,
+        "evaluate_cell": 6, "render_report": 1,
     }  # fmt: skip
+    assert r.stdout.count("models/fer2013/roi.pt, resources/ckplus/prepared/index.csv") == 10
 
 
 def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
