@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -89,6 +90,16 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
     assert "Traceback" not in r.stderr
 
 
+def train_fold_jobs(stdout: str) -> list[dict]:
+    """The train_fold jobs of a dry run: each one's input line, wildcards line and text."""
+    jobs = []
+    for chunk in stdout.split("rule train_fold:")[1:]:
+        text = re.split(r"\n\[|\n\s*\n", chunk, maxsplit=1)[0]
+        line = {k: text.split(f"{k}:", 1)[1].split("\n", 1)[0] for k in ("input", "wildcards")}
+        jobs.append({**line, "text": text})
+    return jobs
+
+
 def _init_from(source: str) -> str:
     return f'train={{"recipes": {{"ckplus": {{"global": {{"init_from": "{source}"}}}}}}}}'
 
@@ -99,13 +110,13 @@ def test_init_from_trains_the_upstream_model_first():
             _init_from("rafdb"), "--", "results/ckplus/ckplus_global.json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout)["train_model"] == 1  # rafdb/global, nothing else of rafdb's
-    folds = [block for block in r.stdout.split("\n\n") if "rule train_fold:" in block]
-    global_folds = [b for b in folds if "wildcards: dataset=ckplus, model=global" in b]
-    assert len(global_folds) == 10
-    for block in global_folds:
-        assert "models/rafdb/global.pt" in block.split("output:")[0]  # an input
-        assert '"weights": "models/rafdb/global.pt"' in block  # the recipe fer train gets
-    assert all("models/rafdb" not in b.split("output:")[0] for b in folds if b not in global_folds)
+    jobs = train_fold_jobs(r.stdout)
+    global_folds = [job for job in jobs if "model=global," in job["wildcards"]]
+    assert len(global_folds) == 10 and len(jobs) == 20
+    for job in global_folds:
+        assert "models/rafdb/global.pt" in job["input"]
+        assert '"weights": "models/rafdb/global.pt"' in job["text"]  # the recipe fer train gets
+    assert all("models/rafdb" not in job["input"] for job in jobs if job not in global_folds)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +217,10 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
         "build_manifest": 2, "prepare_faces": 2, "train_model": 2, "train_fold": 20,
         "evaluate_cell": 6, "render_report": 1,
     }  # fmt: skip
-    assert r.stdout.count("models/fer2013/roi.pt, resources/ckplus/prepared/index.csv") == 10
+    jobs = train_fold_jobs(r.stdout)
+    for model in ("global", "roi"):
+        inputs = [job["input"] for job in jobs if f"model={model}," in job["wildcards"]]
+        assert len(inputs) == 10 and all(f"models/fer2013/{model}.pt" in i for i in inputs)
 
 
 def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
