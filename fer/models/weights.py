@@ -100,25 +100,34 @@ def load_into_trunk(
     their init. Any other trunk key missing from ``state`` or of another shape raises FerError
     naming ``source``. Returns the number of tensors copied.
     """
+    picked = _matching(trunk.state_dict(), state,
+                       lambda key: any(part in extra for part in key.split(".")),
+                       f"{source}: not a ResNet-18 state_dict")  # fmt: skip
+    trunk.load_state_dict(picked, strict=False)
+    return len(picked)
+
+
+def _matching(targets: dict, state: dict, skip, where: str) -> dict[str, torch.Tensor]:
+    """The tensors of ``state`` for every key of ``targets`` that ``skip(key)`` keeps out of it.
+
+    A key missing from ``state`` (other than a BatchNorm ``num_batches_tracked`` count) or of
+    another shape raises FerError ``"{where}: ..."`` naming the first three.
+    """
     picked, problems = {}, []
-    for key, target in trunk.state_dict().items():
-        if any(part in extra for part in key.split(".")):
+    for key, target in targets.items():
+        if skip(key):
             continue
         if key not in state:
             if not key.endswith("num_batches_tracked"):
                 problems.append(f"missing {key}")
-            continue
-        if tuple(state[key].shape) != tuple(target.shape):
+        elif tuple(state[key].shape) != tuple(target.shape):
             problems.append(f"{key} has shape {tuple(state[key].shape)}, not {tuple(target.shape)}")
-            continue
-        picked[key] = state[key]
+        else:
+            picked[key] = state[key]
     if problems:
-        shown = "; ".join(problems[:3]) + (
-            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-        )
-        raise FerError(f"{source}: not a ResNet-18 state_dict: {shown}")
-    trunk.load_state_dict(picked, strict=False)
-    return len(picked)
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise FerError(f"{where}: {'; '.join(problems[:3])}{more}")
+    return picked
 
 
 def load_finetune(model: nn.Module, init: Init) -> int:
@@ -135,22 +144,8 @@ def load_finetune(model: nn.Module, init: Init) -> int:
             f"{init.source}: a {arch!r} checkpoint cannot initialise a {model.arch!r} model "
             f"(fine-tuning starts from a model of the same architecture)"
         )
-    picked, problems = {}, []
-    for key, target in model.state_dict().items():
-        if key.startswith(model.class_head):
-            continue
-        if key not in init.state:
-            problems.append(f"missing {key}")
-        elif tuple(init.state[key].shape) != tuple(target.shape):
-            problems.append(
-                f"{key} has shape {tuple(init.state[key].shape)}, not {tuple(target.shape)}"
-            )
-        else:
-            picked[key] = init.state[key]
-    if problems:
-        shown = "; ".join(problems[:3]) + (
-            f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
-        )
-        raise FerError(f"{init.source}: does not fit a {model.arch!r} model: {shown}")
+    picked = _matching(model.state_dict(), init.state,
+                       lambda key: key.startswith(model.class_head),
+                       f"{init.source}: does not fit a {model.arch!r} model")  # fmt: skip
     model.load_state_dict(picked, strict=False)
     return len(picked)
