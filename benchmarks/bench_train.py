@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from fer.models import create_model, gflops_per_image
-from fer.recipe import Recipe
-from fer.train import Criterion, build_model, train_one_epoch
+from fer.train.loop import Criterion, build_model, train_one_epoch
+from fer.train.recipe import Recipe
 
 REFERENCE = {"global": 17.4, "roi": 3.45}
 

@@ -15,8 +15,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("fer.demo", "generate the synthetic demo data set (deterministic from a seed)"),
     "manifest": ("fer.data.manifest", "list a data set in its publisher layout into a manifest"),
     "prepare": ("fer.preprocess.prepare", "detect, align and crop ROIs into prepared arrays"),
-    "train": ("fer.train", "train a Global Net or Global-ROI Net from prepared data"),
-    "evaluate": ("fer.evaluate", "score trained models on a target into a result JSON"),
+    "train": ("fer.train.cli", "train a Global Net or Global-ROI Net from prepared data"),
+    "evaluate": ("fer.evaluate.cli", "score trained models on a target into a result JSON"),
     "report": ("fer.report", "render the HTML report of every accuracy table"),
 }
 

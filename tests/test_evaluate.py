@@ -15,12 +15,13 @@ import pytest
 import torch
 from torch import nn
 
-from fer import evaluate as ev
-from fer.augment import MEAN, STD
 from fer.errors import FerError
+from fer.evaluate import predict as ev
+from fer.evaluate.cli import get_args_parser
+from fer.evaluate.scoring import validate_result, write_json_atomic
 from fer.labels import CANONICAL, SEVEN
 from fer.prepared import ROI_NAMES, open_prepared
-from fer.scoring import validate_result
+from fer.train.augment import MEAN, STD
 
 SIX = ("happy", "sad", "surprise", "fear", "disgust", "anger")
 
@@ -102,7 +103,7 @@ def make_args(arch="fused", target="demo", within=False, **kw):
     argv += ["--within"] if within else []
     for key, val in kw.items():
         argv += [f"--{key.replace('_', '-')}", str(val)]
-    return ev.get_args_parser().parse_args(argv)
+    return get_args_parser().parse_args(argv)
 
 
 def labels_of(data, rows):
@@ -383,9 +384,9 @@ def test_bad_label_code_names_index_csv(fake_prepared):
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     out = tmp_path / "r" / "x.json"
-    ev.write_json_atomic(out, {"a": 1})
+    write_json_atomic(out, {"a": 1})
     with pytest.raises(ValueError):
-        ev.write_json_atomic(out, {"a": float("nan")})
+        write_json_atomic(out, {"a": float("nan")})
     assert [p.name for p in out.parent.iterdir()] == ["x.json"]
     assert out.read_text() == '{\n "a": 1\n}\n'
 

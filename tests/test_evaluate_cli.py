@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from fer import cli
+from fer.evaluate.scoring import SCHEMA_PATH
 from fer.labels import SEVEN
 from fer.models import create_model, save_checkpoint
-from fer.scoring import SCHEMA_PATH
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -134,9 +134,9 @@ def test_cli_needs_both_checkpoints_for_fused(fake_prepared, ckpts, tmp_path, ca
 
 def test_real_models_fused_predictions_match_hand_fusion(fake_prepared, ckpts):
     """With real networks: fused argmax = argmax(0.55·x_roi + 0.45·z_global) on ROI rows."""
-    from fer import evaluate as ev
-    from fer.augment import prepare_eval
+    from fer.evaluate import predict as ev
     from fer.prepared import open_prepared
+    from fer.train.augment import prepare_eval
 
     data = open_prepared(fake_prepared(n_per_class=2, roi_fraction=0.5))
     g = ev.load_checkpoints([ckpts["global"]], "global")[0]

@@ -1,11 +1,11 @@
-"""fer.metrics against confusion matrices worked out by hand."""
+"""fer.evaluate.metrics against confusion matrices worked out by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fer import metrics
+from fer.evaluate import metrics
 
 # 3 classes, 9 images. By hand:
 #   true 0 → predicted 0, 1, 0     row [2, 1, 0]

@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from fer import cli
-from fer import train as T
 from fer.errors import FerError
 from fer.models import load_checkpoint
+from fer.train import cli as T
+from fer.train.loop import Criterion
 from tests.fakes import write_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,14 +127,14 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_state(
 ):
     out = tmp_path / "nan.pt"
     calls = {"n": 0}
-    real = T.Criterion.forward
+    real = Criterion.forward
 
     def poisoned(self, outputs, target):
         calls["n"] += 1
         loss = real(self, outputs, target)
         return loss * float("nan") if calls["n"] == 11 + 3 else loss
 
-    monkeypatch.setattr(T.Criterion, "forward", poisoned)
+    monkeypatch.setattr(Criterion, "forward", poisoned)
     with pytest.raises(FerError, match=r"epoch 2 step 3\b") as err:
         T.main(train_args(prepared, out))  # 168 samples / 16 = 11 train steps per epoch
     state = tmp_path / ".state" / "nan" / "last.pt"

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from fer import augment as A
 from fer.errors import FerError
 from fer.prepared import open_prepared
-from fer.recipe import Recipe
-from fer.trainset import build_splits, epoch_order, sample_weights, vote_vectors
+from fer.train import augment as A
+from fer.train.data import build_splits, epoch_order, sample_weights, vote_vectors
+from fer.train.recipe import Recipe
 
 # ---------------------------------------------------------------- recipe
 
@@ -191,8 +191,8 @@ def test_device_resolution():
 
 
 def test_batches_gather_in_order_numpy_or_pinned_tensors(fake_prepared, monkeypatch):
-    from fer.train import _inputs
-    from fer.trainset import Batches
+    from fer.train.data import Batches
+    from fer.train.loop import _inputs
 
     data = open_prepared(fake_prepared())
     train, _ = build_splits(data, "roi", Recipe(), fold=None)

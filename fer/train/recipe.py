@@ -39,7 +39,7 @@ class Recipe:
     the Global Net. weights: "none", "imagenet", a ResNet-18 file, or a `fer train` checkpoint
     of the same architecture to fine-tune from (all but the class head). face_size, roi_size:
     train-time input sizes (null: the prepared sizes). amp: "bf16" autocast or "none".
-    channels_last, augment (the reference chain, fer.augment), eval_batch_size, workers
+    channels_last, augment (the reference chain, fer.train.augment), eval_batch_size, workers
     (read-ahead threads), max_steps_per_epoch (quick runs). dataset, config_hash: metadata.
     """
 

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fer import metrics
 from fer.atomic import publish
 from fer.errors import FerError
+from fer.evaluate import metrics
 from fer.labels import CANONICAL, scored_classes
 from fer.prepared import PreparedData
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "result.schema.json"
+SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "result.schema.json"
 
 
 def validate_result(result: dict) -> None:

@@ -19,14 +19,13 @@ before argmax and before fusion; target images with an unscored label are left o
 ``excluded``, as are unreadable images.
 
 Input sizes: prepared arrays whose size differs from the checkpoint's ``face_size`` / ``roi_size``
-are resized on the fly with the training's test transform (``fer.augment.prepare_eval``,
+are resized on the fly with the training's test transform (``fer.train.augment.prepare_eval``,
 antialiased bilinear) and the result records it under ``provenance.input_resize``. A checkpoint with
 ``global_input: original`` needs ``original.npy``; its absence is an error naming the file.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import dataclass
@@ -35,18 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.labels import PROTOCOLS
-from fer.prepared import ROI_NAMES, PreparedData, open_prepared
-from fer.provenance import git_sha, resolve_device, versions
-from fer.scoring import (
+from fer.evaluate.scoring import (
     assemble_result,
     fuse,
     label_map,
     parse_weights,
     target_labels,
     validate_result,
-    write_json_atomic,
 )
+from fer.prepared import ROI_NAMES, PreparedData
+from fer.provenance import git_sha, resolve_device, versions
 
 ARCHS = ("global", "roi", "fused")
 DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
@@ -75,75 +72,6 @@ class Task:
     n_unreadable: int
     global_ck: Checkpoint | None = None
     roi_ck: Checkpoint | None = None
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    """The ``fer evaluate`` command line."""
-    p = argparse.ArgumentParser(
-        prog="fer evaluate",
-        description="Score trained models on a target into one result JSON per (train set, "
-        "target, arch) cell: global, roi or fused, within- or cross-dataset.",
-    )
-    p.add_argument("--dataset", required=True, help="data set the models were trained on")
-    p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
-    p.add_argument("--arch", required=True, choices=ARCHS, help="which arch this result reports")
-    p.add_argument("--prepared", required=True, type=Path, help="the target's prepared folder")
-    p.add_argument(
-        "--global-ckpt",
-        nargs="+",
-        type=Path,
-        default=[],
-        help="Global Net checkpoint(s), one per fold for k-fold",
-    )
-    p.add_argument(
-        "--roi-ckpt",
-        nargs="+",
-        type=Path,
-        default=[],
-        help="Global-ROI Net checkpoint(s), one per fold for k-fold",
-    )
-    p.add_argument(
-        "--within",
-        action="store_true",
-        help="within-dataset: score the test split (or each checkpoint's fold) "
-        "instead of every usable row",
-    )
-    p.add_argument(
-        "--protocol",
-        default="shared",
-        choices=list(PROTOCOLS),
-        help="class-scoring protocol; reference = JAFFE without neutral (default: %(default)s)",
-    )
-    p.add_argument(
-        "--fusion-weights",
-        default=DEFAULT_WEIGHTS,
-        help="weights of the fused logits, as roi=W,global=W (default: %(default)s)",
-    )
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        help="bootstrap resamples for accuracy's 95%% interval, 0 = none (default: %(default)s)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap (default: %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)"
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device; auto = cuda when present (default: %(default)s)",
-    )
-    p.add_argument("--config-hash", default="", help="workflow config hash, for provenance")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (default: shown on a terminal only)",
-    )
-    p.add_argument("--out", required=True, type=Path, help="result JSON to write (atomically)")
-    return p
 
 
 def load_checkpoints(paths: list[Path], expect: str) -> list[Checkpoint]:
@@ -235,7 +163,7 @@ def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, opts: dict) -
     import torch
     from tqdm import tqdm
 
-    from fer.augment import prepare_eval
+    from fer.train.augment import prepare_eval
 
     model, device, bs = ck.model, opts["device"], opts["batch_size"]
     sizes = {"face": int(ck.meta["face_size"])} | {k: int(ck.meta["roi_size"]) for k in ROI_NAMES}
@@ -323,18 +251,6 @@ def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) ->
     return res
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Run one evaluation cell from the command line's arguments; returns the result dict."""
-    needs = {"global": ("global",), "roi": ("roi",), "fused": ("global", "roi")}[args.arch]
-    given = {"global": args.global_ckpt, "roi": args.roi_ckpt}
-    for kind in needs:
-        if not given[kind]:
-            raise FerError(f"--arch {args.arch} needs --{kind}-ckpt")
-    data = open_prepared(args.prepared)
-    g, r = load_checkpoints(given["global"], "global"), load_checkpoints(given["roi"], "roi")
-    return evaluate_cell(args, data, g, r)
-
-
 def evaluate_cell(args, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]) -> dict:
     """Score loaded checkpoints on opened prepared data (see fer/schemas/result.schema.json)."""
     weights = parse_weights(args.fusion_weights)
@@ -351,22 +267,3 @@ def evaluate_cell(args, data: PreparedData, g: list[Checkpoint], r: list[Checkpo
     result = assemble_result(args, data, tasks, outputs, lmap, weights, env)
     validate_result(result)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``fer evaluate``; returns the exit status."""
-    args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or args.bootstrap < 0:
-        raise FerError("--batch-size must be ≥ 1 and --bootstrap ≥ 0")
-    result = evaluate(args)
-    write_json_atomic(args.out, result)
-    acc = result["accuracy"]
-    print(
-        f"{args.dataset} → {args.target} [{args.arch}]: accuracy {acc:.4f} on "
-        f"{result['n_images']} images → {args.out}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,7 @@ import torch
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.prepared import ROI_NAMES, PreparedData
-from fer.recipe import Recipe
+from fer.train.recipe import Recipe
 
 
 @dataclass
