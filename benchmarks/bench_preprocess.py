@@ -28,11 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fer.contracts import ROI_NAMES  # noqa: E402
 from fer.data.io import UnreadableImage, load_image  # noqa: E402
 from fer.preprocess.align import predictor_path  # noqa: E402
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs  # noqa: E402
 from fer.preprocess.prepare import iter_records  # noqa: E402
-from fer.preprocess.rois import ROI_NAMES, parse_boxes, reference_boxes  # noqa: E402
+from fer.preprocess.rois import parse_boxes, reference_boxes  # noqa: E402
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"}
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fer.contracts import INDEX_REQUIRED, ROI_NAMES
 from fer.errors import FerError
 
-ROI_NAMES = ("eye", "nose", "mouth")
-STATUSES = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable")
-INDEX_COLUMNS = ("path", "label", "label_name", "split", "group", "fold", "status", "has_roi")
+__all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
+
 
 
 @dataclass
@@ -76,9 +76,9 @@ def open_prepared(root: str | Path, mmap: bool = True) -> PreparedData:
     if not index_path.is_file():
         raise FerError(f"{index_path}: missing prepared index (run `fer prepare` first)")
     index = pd.read_csv(index_path, dtype={"group": str, "path": str}, keep_default_na=False)
-    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    missing = [c for c in INDEX_REQUIRED if c not in index.columns]
     if missing:
-        raise FerError(f"{index_path}: missing columns {missing}; expected {list(INDEX_COLUMNS)}")
+        raise FerError(f"{index_path}: missing columns {missing}; expected {list(INDEX_REQUIRED)}")
     params = json.loads((root / "params.json").read_text())
     summary = json.loads((root / "summary.json").read_text())
     faces = _load(root / "faces.npy", mmap)

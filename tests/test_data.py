@@ -9,8 +9,9 @@ from collections import Counter, defaultdict
 import pytest
 
 from fer import cli
+from fer.contracts import MANIFEST_COLUMNS as COLUMNS
 from fer.data import _ADAPTERS, get_adapter, list_datasets, register_dataset
-from fer.data.manifest import COLUMNS, build_manifest
+from fer.data.manifest import build_manifest
 from fer.data.splits import carve_val, kfold
 from fer.errors import FerError
 from fer.labels import CANONICAL

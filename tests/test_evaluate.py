@@ -18,7 +18,7 @@ from torch import nn
 from fer.errors import FerError
 from fer.evaluate import predict as ev
 from fer.evaluate.cli import get_args_parser
-from fer.evaluate.scoring import validate_result, write_json_atomic
+from fer.evaluate.scoring import validate_result
 from fer.labels import CANONICAL, SEVEN
 from fer.prepared import ROI_NAMES, open_prepared
 from fer.train.augment import MEAN, STD
@@ -380,15 +380,6 @@ def test_bad_label_code_names_index_csv(fake_prepared):
     data = open_prepared(root)
     with pytest.raises(FerError, match=r"index\.csv: label column"):
         ev.evaluate_cell(make_args("global"), data, [ckpt("global", np.zeros((7, 7)))], [])
-
-
-def test_atomic_write_leaves_nothing_on_failure(tmp_path):
-    out = tmp_path / "r" / "x.json"
-    write_json_atomic(out, {"a": 1})
-    with pytest.raises(ValueError):
-        write_json_atomic(out, {"a": float("nan")})
-    assert [p.name for p in out.parent.iterdir()] == ["x.json"]
-    assert out.read_text() == '{\n "a": 1\n}\n'
 
 
 def test_device_flag_errors():

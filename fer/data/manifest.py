@@ -15,13 +15,12 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from fer.atomic import atomic_write, write_json
+from fer.contracts import MANIFEST_COLUMNS, MANIFEST_SUMMARY, SPLITS
 from fer.data import AdapterResult, Row, check_root, get_adapter, list_datasets
 from fer.data.splits import carve_val, kfold
 from fer.errors import FerError, parse_json_object
 from fer.labels import CANONICAL
-
-COLUMNS = ("path", "label", "label_name", "split", "group", "fold", "box", "landmarks", "votes")
-SPLITS = ("train", "val", "test")
 
 
 def assign_splits(rows: list[Row], val_fraction: float, k: int | None, seed: int) -> list[int]:
@@ -57,7 +56,7 @@ def build_manifest(
     k: int | None = None,
     seed: int = 0,
 ) -> tuple[list[dict], dict]:
-    """Manifest rows (dicts of :data:`COLUMNS`) and the summary for one data set."""
+    """Manifest rows (dicts of ``MANIFEST_COLUMNS``) and the summary for one data set."""
     entry = get_adapter(adapter or dataset)
     root = Path(root)
     check_root(dataset, root)
@@ -104,17 +103,12 @@ def summarise(rows: list[Row], folds: list[int], result: AdapterResult, k: int |
 def write_manifest(table: list[dict], summary: dict, out: Path) -> Path:
     """Write ``out`` (manifest.csv) and ``manifest.summary.json`` beside it, atomically."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
+    summary_path = out.with_name(MANIFEST_SUMMARY)
+    with atomic_write(out, newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(table)
-    summary_path = out.with_name("manifest.summary.json")
-    summary_tmp = summary_path.with_name(summary_path.name + ".tmp")
-    summary_tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out)
-    os.replace(summary_tmp, summary_path)
+    write_json(summary_path, summary)
     return summary_path
 
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from fer.atomic import write_json
 from fer.errors import FerError
 from fer.evaluate.predict import ARCHS, DEFAULT_WEIGHTS, evaluate_cell, load_checkpoints
-from fer.evaluate.scoring import write_json_atomic
 from fer.labels import PROTOCOLS
 from fer.prepared import open_prepared
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or args.bootstrap < 0:
         raise FerError("--batch-size must be ≥ 1 and --bootstrap ≥ 0")
     result = evaluate(args)
-    write_json_atomic(args.out, result)
+    write_json(args.out, result, indent=1, default=str)
     acc = result["accuracy"]
     print(
         f"{args.dataset} → {args.target} [{args.arch}]: accuracy {acc:.4f} on "

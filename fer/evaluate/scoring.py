@@ -1,5 +1,5 @@
 """The torch-free half of ``fer evaluate``: label maps, logit fusion, and the result JSON built
-from per-task predictions (validated against fer/schemas/result.schema.json, written atomically).
+from per-task predictions (validated against fer/schemas/result.schema.json).
 
 The field list is docs/design.md "Result JSON"; the schema describes each one.
 """
@@ -7,14 +7,11 @@ The field list is docs/design.md "Result JSON"; the schema describes each one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from fer.atomic import publish
 from fer.errors import FerError
 from fer.evaluate import metrics
 from fer.labels import CANONICAL, scored_classes
@@ -268,18 +265,3 @@ def target_labels(data: PreparedData, rows: np.ndarray, scored: list[str]):
         ) from exc
     pos = {c: i for i, c in enumerate(scored)}
     return np.array([pos.get(n, -1) for n in names], dtype=np.int64), names
-
-
-def write_json_atomic(path: Path, obj: dict) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file in the same folder + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, default=str, allow_nan=False)
-            fh.write("\n")
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

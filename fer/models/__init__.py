@@ -7,7 +7,6 @@ Contract: docs/design.md "Models". Checkpoints are ``{"state_dict", "meta"}`` di
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fer import __version__
-from fer.atomic import publish
+from fer.atomic import save_torch
 from fer.errors import FerError
 from fer.models.global_net import GlobalNet
 from fer.models.roi_net import GlobalRoiNet
@@ -172,16 +171,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: dict) -> di
     full["classes"] = list(classes)
     _check_plain(full, "meta")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"state_dict": state, "meta": full}, fh)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_torch({"state_dict": state, "meta": full}, path)
     return full
 
 

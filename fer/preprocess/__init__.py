@@ -8,6 +8,6 @@ Modules: :mod:`~fer.preprocess.detect` (mtcnn | dlib | none | given), :mod:`~fer
 aligner is built.
 """
 
-from fer.preprocess.rois import ROI_NAMES, crop_rois, reference_boxes, roi_boxes
+from fer.preprocess.rois import crop_rois, reference_boxes, roi_boxes
 
-__all__ = ["ROI_NAMES", "crop_rois", "reference_boxes", "roi_boxes"]
+__all__ = ["crop_rois", "reference_boxes", "roi_boxes"]

@@ -24,26 +24,18 @@ from pathlib import Path
 import pandas as pd
 
 from fer import __version__
+from fer.contracts import (
+    MANIFEST_COLUMNS,
+    MANIFEST_REQUIRED,
+    MANIFEST_SUMMARY,
+    PREPARED_FILES,
+    STATUSES,
+)
 from fer.errors import FerError
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
-from fer.preprocess.rois import ROI_NAMES
 from fer.provenance import resolve_device as resolve_torch_device
-
-MANIFEST_COLUMNS = (
-    "path",
-    "label",
-    "label_name",
-    "split",
-    "group",
-    "fold",
-    "box",
-    "landmarks",
-    "votes",
-)
-REQUIRED_COLUMNS = ("path", "label", "label_name", "split")
-STATUSES = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -160,7 +152,7 @@ def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
     path = Path(path)
     if not path.is_file():
         raise FerError(f"{path}: manifest not found (run `fer manifest` first)")
-    summary_path = path.with_name("manifest.summary.json")
+    summary_path = path.with_name(MANIFEST_SUMMARY)
     if not summary_path.is_file():
         raise FerError(f"{summary_path}: missing manifest summary (expected beside {path.name})")
     try:
@@ -170,7 +162,7 @@ def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
         raise FerError(f"{path}: unreadable manifest ({exc})") from None
     if table.empty:
         raise FerError(f"{path}: the manifest lists no images")
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    missing = [c for c in MANIFEST_REQUIRED if c not in table.columns]
     if missing:
         raise FerError(f"{path}: missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
     if "classes" not in summary:
@@ -209,14 +201,7 @@ def is_up_to_date(out: Path, params: dict) -> bool:
         old = json.loads((Path(out) / "params.json").read_text())
     except (OSError, ValueError):
         return False
-    needed = [
-        "index.csv",
-        "faces.npy",
-        "landmarks.npy",
-        "summary.json",
-        *(f"{n}.npy" for n in ROI_NAMES),
-    ]
-    return old == params and all((Path(out) / n).is_file() for n in needed)
+    return old == params and all((Path(out) / n).is_file() for n in PREPARED_FILES)
 
 
 def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size: int, folder):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-ROI_NAMES = ("eye", "nose", "mouth")
 EYE_POINTS = list(range(17, 27)) + list(range(36, 48))
 NOSE_POINTS = list(range(27, 36))
 MOUTH_POINTS = list(range(48, 60))

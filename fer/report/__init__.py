@@ -116,7 +116,7 @@ def build_report(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer report``; returns the exit status."""
-    from fer.report.render import write_atomic
+    from fer.atomic import write_text
 
     args = get_args_parser().parse_args(argv)
     html = build_report(
@@ -128,6 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         config=args.config,
         title=args.title,
     )
-    write_atomic(args.out, html)
+    write_text(args.out, html)
     print(f"wrote {args.out} ({len(html.encode('utf-8')) // 1024} KiB)")
     return 0

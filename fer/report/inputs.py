@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer.contracts import HISTORY_COLUMNS
 from fer.errors import FerError
 
 # Fields a result JSON must hold for the report to show it (docs/design.md "Result JSON").
@@ -38,8 +39,9 @@ RESULT_OPTIONAL = {
     "synthetic": False,
     "label_map": None,
 }
-HISTORY_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
-HISTORY_NUMERIC = (*HISTORY_COLUMNS, "lr", "seconds", "img_per_s")
+# the history columns the report plots (needed) and reads as numbers
+HISTORY_NEEDED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
+HISTORY_NUMERIC = tuple(c for c in HISTORY_COLUMNS if c != "validated_on")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 
@@ -204,7 +206,7 @@ def load_history(path: str | Path) -> History:
             raw = list(reader)
     except OSError as exc:
         raise FerError(f"{path}: cannot read training history ({exc})") from exc
-    absent = [c for c in HISTORY_COLUMNS if c not in header]
+    absent = [c for c in HISTORY_NEEDED if c not in header]
     if absent:
         raise FerError(f"{path}: training history lacks column(s) {', '.join(absent)}")
     rows = [

@@ -7,14 +7,11 @@ import json
 import math
 import os
 import platform
-import tempfile
 from importlib import metadata
-from pathlib import Path
 
 import jinja2
 
 from fer import __version__
-from fer.atomic import publish
 from fer.report import figures, tables
 from fer.report.inputs import Benchmark, Cell, History
 
@@ -319,17 +316,3 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
 def render(context: dict) -> str:
     """Render the report page from a context built by :func:`build_context`."""
     return environment().get_template("report.html").render(**context)
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -89,7 +89,7 @@ def make_split(data: PreparedData, name: str, rows: np.ndarray, recipe: Recipe) 
     return Split(name, rows[keep], labels[keep], votes[keep])
 
 
-def carve_val(data: PreparedData, rows: np.ndarray, fraction: float, seed: int):
+def hold_out_groups(data: PreparedData, rows: np.ndarray, fraction: float, seed: int):
     """Split ``rows`` (training folds) into (train, val) by whole groups, seeded.
 
     Rows without a group count as their own group. The test fold is never looked at.
@@ -128,7 +128,7 @@ def build_splits(data: PreparedData, arch: str, recipe: Recipe, fold: int | None
         if recipe.selection == "test":
             val = data.rows(fold=fold)
         else:
-            train, val = carve_val(data, train, recipe.val_fraction, recipe.seed + fold)
+            train, val = hold_out_groups(data, train, recipe.val_fraction, recipe.seed + fold)
     else:
         if is_kfold(data):
             raise FerError(f"{where}: the data set is k-fold; pass --fold K")

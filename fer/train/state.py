@@ -3,18 +3,16 @@
 The state file (``<state-dir>/last.pt``, read with ``weights_only=True``) holds everything that
 makes a resumed run continue bit-for-bit: model, optimizer, epoch (the MultiStepLR position), the
 global, sampler and augmentation RNG states, the history and the best weights so far. It is
-written with write-to-temp + ``os.replace``, so a kill at any moment leaves the last complete
+written through :mod:`fer.atomic`, so a kill at any moment leaves the last complete
 epoch on disk.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +21,10 @@ from typing import Any
 import torch
 
 from fer import __version__
-from fer.atomic import publish
+from fer.atomic import atomic_write, save_torch, write_json
+from fer.contracts import HISTORY_COLUMNS
 from fer.provenance import git_sha, versions
 
-# the contract's columns, plus `validated_on` (val | test): which split the val_* columns scored
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
-                   "img_per_s", "validated_on")  # fmt: skip
 TEST_WARNING = (
     "selection: test - the best epoch was chosen on the TEST split, as the reference did, so "
     "test accuracies of this checkpoint are optimistically biased; use only to reproduce the "
@@ -98,22 +94,9 @@ class RunState:
         return self.elapsed + time.perf_counter() - self.started
 
 
-def atomic_save(obj, path: Path) -> None:
-    """``torch.save`` to a temp file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_state(run: RunState) -> None:
     """Write the resume state after a complete epoch."""
-    atomic_save({
+    save_torch({
         "fingerprint": run.fingerprint(), "epochs_done": run.epochs_done,
         "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "rng": torch.get_rng_state(), "sampler_rng": run.sampler_gen.get_state(),
@@ -199,12 +182,10 @@ def write_outputs(run: RunState, train, val) -> None:
     stem = out.parent / out.stem
     sha = git_sha()
     meta = checkpoint_meta(run, sha)
-    hist_tmp = Path(f"{stem}.history.csv.tmp")
-    with hist_tmp.open("w", newline="") as fh:
+    with atomic_write(f"{stem}.history.csv", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=HISTORY_COLUMNS)
         writer.writeheader()
         writer.writerows({**row, "validated_on": val.name} for row in run.history)
-    os.replace(hist_tmp, f"{stem}.history.csv")
     info = {
         "recipe": run.recipe.to_dict(), "arch": run.arch, "prepared": str(run.args.prepared),
         "out": str(out), "fold": run.args.fold, "seed": run.recipe.seed, "git_sha": sha,
@@ -223,7 +204,5 @@ def write_outputs(run: RunState, train, val) -> None:
     }  # fmt: skip
     if run.recipe.selection == "test":
         info["warning"] = TEST_WARNING
-    run_tmp = Path(f"{stem}.run.json.tmp")
-    run_tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(run_tmp, f"{stem}.run.json")
+    write_json(f"{stem}.run.json", info)
     save_checkpoint(out, run.model, meta)
