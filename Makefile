@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Rules call the `fer` command: put the venv first on PATH for Snakemake and its jobs.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install report test lint dry-run clean
+.PHONY: install report test lint dry-run docs clean
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ report: $(STAMP)
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n reports/all.html
 	$(BIN)/snakemake -n --configfile=config/paper.yaml reports/all.html
+
+# Rewrite the generated parts of the docs (config/README.md's recipe table).
+docs: $(STAMP)
+	$(BIN)/python scripts/update_docs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,44 +13,6 @@ from fer.train import augment as A
 from fer.train.data import build_splits, epoch_order, sample_weights, vote_vectors
 from fer.train.recipe import Recipe
 
-# ---------------------------------------------------------------- recipe
-
-
-def test_recipe_defaults_are_reference_ish():
-    r = Recipe.from_json("")
-    assert (r.momentum, r.weight_decay, r.label_smoothing) == (0.9, 1e-4, 0.1)
-    assert r.loss_weights == (1.0, 0.6, 1.0) and r.balanced_sampler and r.selection == "val"
-
-
-def test_recipe_round_trips_and_coerces():
-    r = Recipe.from_json('{"epochs": 3, "lr": 1, "milestones": [1, 2], "samples_per_class": null}')
-    assert r.lr == 1.0 and isinstance(r.lr, float) and r.milestones == (1, 2)
-    assert Recipe.from_dict(r.to_dict()) == r
-    assert r.fingerprint() == r.replace(dataset="x", workers=0).fingerprint()
-    assert r.fingerprint() != r.replace(seed=1).fingerprint()
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ('{"epochs": 2, "learning_rate": 0.1}', "learning_rate"),
-        ('{"epochs": "3"}', "'epochs'"),
-        ('{"epochs": true}', "'epochs'"),
-        ('{"loss": "mse"}', "'loss'"),
-        ('{"milestones": [5, 5]}', "'milestones'"),
-        ('{"loss_weights": [1, 1]}', "'loss_weights'"),
-        ('{"lr": -1}', "'lr'"),
-        ('{"samples_per_class": 0}', "'samples_per_class'"),
-        ('{"epochs": 2,', "not valid JSON"),
-        ("[1, 2]", "JSON object"),
-    ],
-)
-def test_recipe_rejects_bad_input_naming_the_key(text, needle):
-    with pytest.raises(FerError, match="--recipe") as err:
-        Recipe.from_json(text)
-    assert needle in str(err.value)
-
-
 # ---------------------------------------------------------------- augmentation
 
 

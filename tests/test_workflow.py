@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 
 import pytest
+import yaml
 
+from fer.contracts import ARCHS
 from tests.conftest import BIN, REPO, smk
 
 
@@ -88,6 +91,31 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
     errors = [line for line in r.stderr.splitlines() if line.startswith("config error")]
     assert errors == [expected]
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("milestones", [5, 3], "config error: train recipe of demo/global: recipe key "
+         "'milestones' is [5, 3]; expected strictly increasing epochs"),
+        ("face_size", 4, "config error: train.defaults.face_size: 4 is less than the minimum of 8"),
+        ("workers", -1, "config error: train.defaults.workers: -1 is less than the minimum of 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_recipe_fails_at_planning_like_fer_train_would(tmp_path, key, value, expected):
+    """The recipe's one declaration (fer/train/recipe.py) is checked before any job runs."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    cfg["train"]["defaults"][key] = value
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    r = smk("-n", "--configfile=bad.yaml", cwd=tmp_path)
+    assert r.returncode != 0
+    assert [ln for ln in r.stderr.splitlines() if ln.startswith("config error")] == [expected]
+
+
+def test_schema_arch_names_are_the_contract_s():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert tuple(schema["properties"]["archs"]["items"]["enum"]) == ARCHS
 
 
 def train_fold_jobs(stdout: str) -> list[dict]:

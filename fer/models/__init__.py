@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fer import __version__
 from fer.atomic import save_torch
+from fer.contracts import MIN_SIDE
 from fer.errors import FerError
 from fer.models.global_net import GlobalNet
 from fer.models.roi_net import GlobalRoiNet
@@ -70,8 +71,8 @@ def create_model(
         raise FerError(f"unknown model {name!r}: expected one of {', '.join(_MODELS)}")
     for what, value, least in (
         ("num_classes", num_classes, 2),
-        ("face_size", face_size, 8),
-        ("roi_size", roi_size, 8),
+        ("face_size", face_size, MIN_SIDE),
+        ("roi_size", roi_size, MIN_SIDE),
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise FerError(f"model {name!r}: {what} must be an integer >= {least}, got {value!r}")

@@ -11,15 +11,20 @@ import torch
 from fer.provenance import resolve_device
 from fer.train.data import build_splits
 from fer.train.loop import Criterion, build_model, fit
-from fer.train.recipe import Recipe
+from fer.train.recipe import Recipe, help_text
 from fer.train.state import RunState, load_state, remove_state, write_outputs
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     """The `fer train` command line."""
-    p = argparse.ArgumentParser(prog="fer train", add_help=add_help,
-                                description="Train a Global Net or Global-ROI Net from prepared "
-                                "data; writes OUT, its .history.csv and .run.json.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="fer train",
+        add_help=add_help,
+        description="Train a Global Net or Global-ROI Net from prepared data; writes OUT, its "
+        ".history.csv and .run.json.",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument(
         "--prepared",
         required=True,
@@ -35,7 +40,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     p.add_argument(
         "--recipe",
         default="{}",
-        help="JSON object of recipe keys (see fer/train/recipe.py); default: all defaults",
+        help="JSON object of recipe keys (listed below); default: {} (every default)",
     )
     p.add_argument(
         "--out",

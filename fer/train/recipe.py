@@ -1,125 +1,170 @@
-"""Training recipe: every knob of one `fer train` run, as a frozen, validated dataclass.
+"""Training recipe: every knob of one `fer train` run, each key declared exactly once.
 
-The workflow passes the merged per-data-set dict as one JSON string (``--recipe``) so that a
-changed setting reruns exactly the training it affects. Defaults are reference-ish (reference
-§3.1: SGD momentum 0.9, weight decay 1e-4, label smoothing 0.1, loss 1.0·main + 0.6·whole +
-1.0·ROI, class-balanced sampling); per-data-set schedules (§3.2) live in the workflow config.
+A key is one field of :class:`Recipe`, written with :func:`key`: its type (the annotation), its
+default, its bounds or choices and its help text. Everything else follows from that declaration:
+
+* ``--recipe`` validation (:meth:`Recipe.from_dict`): unknown keys (with a "did you mean"), JSON
+  types, bounds and choices, each a one-line :class:`~fer.errors.FerError` naming the key;
+* the workflow schema's recipe block (:func:`json_schema`), which ``workflow/rules/common.smk``
+  injects into ``workflow/schemas/config.schema.yaml`` at planning time, and the merged recipes it
+  checks with :meth:`Recipe.from_json`, so ``snakemake -n`` rejects a bad recipe before any job;
+* the recipe table in ``config/README.md`` (:func:`markdown_table`; ``make docs`` rewrites it,
+  ``tests/test_recipe.py`` proves it current), the key list of ``fer train --help`` and
+  :class:`Recipe`'s docstring.
+
+Defaults are reference-ish (reference §3.1: SGD momentum 0.9, weight decay 1e-4, label smoothing
+0.1, loss 1.0·main + 0.6·whole + 1.0·ROI, class-balanced sampling); per-data-set schedules (§3.2)
+live in the workflow config. This module imports no torch: the workflow reads it at planning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
 
+from fer.contracts import MIN_SIDE, VAL_FRACTION_MAX
 from fer.errors import FerError, parse_json_object
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "loss": ("ce", "bce"),
-    "selection": ("val", "test"),
-    "global_input": ("aligned", "original"),
-    "amp": ("bf16", "none"),
+# Keys of the workflow's recipes that the workflow resolves before `fer train` sees the recipe.
+WORKFLOW_KEYS: dict[str, dict] = {
+    "init_from": {
+        "type": "string",
+        "description": "Workflow only: fine-tune from this workflow's model of the same "
+        "architecture trained on another data set (a datasets key with a test split): sets "
+        "weights to models/<init_from>/<arch>.pt and makes training wait for it.",
+    },
 }
+
+
+def key(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
+        open_below: bool = False, open_above: bool = False, choices: tuple[str, ...] = (),
+        trains: bool = True, workflow_sets: bool = False):  # fmt: skip
+    """Declare one recipe key: a dataclass field whose metadata holds its rules.
+
+    ``minimum``/``maximum`` bound a number (each item of a list), exclusive with ``open_below`` /
+    ``open_above``; ``choices`` lists a string's values. ``trains=False`` keeps a key out of the
+    resume fingerprint (it does not change what is learned); ``workflow_sets`` marks metadata the
+    workflow fills in, not a config key.
+    """
+    rules = {"help": help, "minimum": minimum, "maximum": maximum, "open_below": open_below,
+             "open_above": open_above, "choices": tuple(choices), "trains": trains,
+             "workflow_sets": workflow_sets}  # fmt: skip
+    return field(default=default, metadata=rules)
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One training run's settings (every key optional in the JSON; unknown keys are errors).
+    """One training run's settings (every key optional in the JSON; unknown keys are errors)."""
 
-    epochs, batch_size, lr, milestones (epochs where lr *= gamma), gamma, momentum,
-    weight_decay: SGD + MultiStepLR stepped per epoch. label_smoothing: CE only. loss: "ce", or
-    "bce" on the FERPlus ``votes`` (normalised over the model's classes). loss_weights: [main,
-    whole, roi] for the Global-ROI Net. balanced_sampler: WeightedRandomSampler with weights
-    N / n_class; samples_per_class × C samples per epoch (null: one pass over train). seed:
-    init, sampler order and augmentation. selection: "val" (honest) or "test" (reference
-    reproduction only; marked in every output). val_fraction: share of the training folds'
-    groups carved into val for k-fold sets. global_input: "aligned" or "original" frames for
-    the Global Net. weights: "none", "imagenet", a ResNet-18 file, or a `fer train` checkpoint
-    of the same architecture to fine-tune from (all but the class head). face_size, roi_size:
-    train-time input sizes (null: the prepared sizes). amp: "bf16" autocast or "none".
-    channels_last, augment (the reference chain, fer.train.augment), eval_batch_size, workers
-    (read-ahead threads), max_steps_per_epoch (quick runs). dataset, config_hash: metadata.
-    """
-
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 0.1
-    milestones: tuple[int, ...] = (10, 20, 30)
-    gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    label_smoothing: float = 0.1
-    loss: str = "ce"
-    loss_weights: tuple[float, float, float] = (1.0, 0.6, 1.0)
-    balanced_sampler: bool = True
-    samples_per_class: int | None = None
-    seed: int = 0
-    selection: str = "val"
-    val_fraction: float = 0.1
-    global_input: str = "aligned"
-    weights: str = "none"
-    face_size: int | None = None
-    roi_size: int | None = None
-    amp: str = "bf16"
-    channels_last: bool = True
-    augment: bool = True
-    eval_batch_size: int = 128
-    workers: int = 2
-    max_steps_per_epoch: int | None = None
-    dataset: str = ""
-    config_hash: str = ""
+    epochs: int = key(40, "Number of epochs.", minimum=1)
+    batch_size: int = key(64, "Training batch size (reference 64).", minimum=1)
+    lr: float = key(0.1, "Initial SGD learning rate.", minimum=0, open_below=True)
+    milestones: tuple[int, ...] = key(
+        (10, 20, 30), "MultiStepLR epochs where lr *= gamma, strictly increasing.", minimum=1
+    )
+    gamma: float = key(0.1, "MultiStepLR decay factor.", minimum=0)
+    momentum: float = key(0.9, "SGD momentum (reference 0.9).", minimum=0)
+    weight_decay: float = key(1e-4, "SGD weight decay (reference 1e-4).", minimum=0)
+    label_smoothing: float = key(
+        0.1, "Cross-entropy label smoothing (reference 0.1).", minimum=0, maximum=1,
+        open_above=True,
+    )  # fmt: skip
+    loss: str = key(
+        "ce", "ce, or bce on the FERPlus vote vectors (normalised over the model's classes).",
+        choices=("ce", "bce"),
+    )  # fmt: skip
+    loss_weights: tuple[float, float, float] = key(
+        (1.0, 0.6, 1.0), "Global-ROI Net loss weights [main, whole, roi] (reference [1, 0.6, 1]).",
+        minimum=0,
+    )  # fmt: skip
+    balanced_sampler: bool = key(
+        True, "Class-balanced sampling with replacement, weights N / n_class (reference on)."
+    )
+    samples_per_class: int | None = key(
+        None, "Samples per epoch = this x classes (reference: 10000 AffectNet, 3000 RAF-DB and "
+        "FERPlus, 500 CK+); null = one pass over train.", minimum=1,
+    )  # fmt: skip
+    seed: int = key(0, "Seed of the initialisation, the sampling order and the augmentation.")
+    selection: str = key(
+        "val", "Checkpoint selection split: val (honest), or test to reproduce the reference's "
+        "choice (marked in every output).", choices=("val", "test"),
+    )  # fmt: skip
+    val_fraction: float = key(
+        0.1, "k-fold sets: share of the training folds' subjects carved out for validation "
+        "(the workflow sets the data set's val_fraction).", minimum=0, open_below=True,
+        maximum=VAL_FRACTION_MAX,
+    )  # fmt: skip
+    global_input: str = key(
+        "aligned", "Global Net training input: aligned chips, or the un-aligned frames "
+        "(original.npy) as the reference.", choices=("aligned", "original"),
+    )  # fmt: skip
+    weights: str = key(
+        "none", "Initial weights: none, imagenet (torch cache), a path to torchvision's "
+        "ResNet-18 ImageNet file, or a `fer train` checkpoint of the same architecture "
+        "(fine-tuned: all but the class head).",
+    )  # fmt: skip
+    face_size: int | None = key(
+        None, "Face input side at training time (null: the prepared size).", minimum=MIN_SIDE
+    )
+    roi_size: int | None = key(
+        None, "ROI input side at training time (null: the prepared size).", minimum=MIN_SIDE
+    )
+    amp: str = key(
+        "bf16", "bf16 autocast (CPU AVX-512/AMX, CUDA), or none for fp32.", choices=("bf16", "none")
+    )
+    channels_last: bool = key(True, "channels_last memory format.")
+    augment: bool = key(True, "The reference augmentation chain (fer.train.augment).")
+    eval_batch_size: int = key(128, "Validation batch size.", minimum=1, trains=False)
+    workers: int = key(2, "Read-ahead threads for batches (0: inline).", minimum=0, trains=False)
+    max_steps_per_epoch: int | None = key(
+        None, "Cap on steps per epoch (quick runs); null = no cap.", minimum=1
+    )
+    dataset: str = key(
+        "", "The data set's name (metadata).", trains=False, workflow_sets=True
+    )
+    config_hash: str = key(
+        "", "Hash of the config the model depends on (metadata).", trains=False,
+        workflow_sets=True,
+    )  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str | None, where: str = "--recipe") -> Recipe:
         """Parse a JSON object into a validated Recipe; ``where`` names the source in errors."""
         if text is None or not text.strip():
             return cls()
-        data = parse_json_object(text, where)
-        return cls.from_dict(data, where)
+        return cls.from_dict(parse_json_object(text, where), where)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "--recipe") -> Recipe:
-        """Build from a dict; an unknown key or a badly typed value is a FerError naming it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise FerError(f"{where}: unknown recipe key(s) {unknown}; known keys: {sorted(known)}")
-        values = {k: _coerce(k, v, where) for k, v in data.items()}
-        recipe = cls(**values)
+        """Build from a dict; an unknown key or a bad value is a FerError naming it."""
+        specs = key_specs()
+        for name in data:
+            if name in WORKFLOW_KEYS:
+                raise FerError(f"{where}: recipe key {name!r} is for the workflow config only "
+                               "(it resolves it into weights before `fer train` runs)")  # fmt: skip
+            if name not in specs:
+                near = difflib.get_close_matches(name, list(specs), n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise FerError(f"{where}: unknown recipe key {name!r}{hint}; `fer train --help` "
+                               "lists every key")  # fmt: skip
+        recipe = cls(**{k: specs[k].coerce(v, where) for k, v in data.items()})
         recipe.validate(where)
         return recipe
 
     def validate(self, where: str = "--recipe") -> None:
-        """Check ranges and choices; raise FerError naming the first bad key."""
-        for key, allowed in CHOICES.items():
-            if getattr(self, key) not in allowed:
-                _bad(where, key, getattr(self, key), f"one of {list(allowed)}")
-        for key in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, key) < 1:
-                _bad(where, key, getattr(self, key), "an integer >= 1")
-        for key in ("samples_per_class", "max_steps_per_epoch", "face_size", "roi_size"):
-            value = getattr(self, key)
-            if value is not None and value < 1:
-                _bad(where, key, value, "null or an integer >= 1")
-        if self.workers < 0:
-            _bad(where, "workers", self.workers, "an integer >= 0")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            _bad(where, "lr", self.lr, "a finite number > 0")
-        if any(b <= a for a, b in zip(self.milestones, self.milestones[1:], strict=False)):
-            _bad(where, "milestones", list(self.milestones), "strictly increasing epochs")
-        if any(m < 1 for m in self.milestones):
-            _bad(where, "milestones", list(self.milestones), "epochs >= 1")
-        if len(self.loss_weights) != 3 or any(w < 0 for w in self.loss_weights):
-            _bad(where, "loss_weights", list(self.loss_weights), "[main, whole, roi] >= 0")
-        if not 0 <= self.label_smoothing < 1:
-            _bad(where, "label_smoothing", self.label_smoothing, "a number in [0, 1)")
-        if not 0 < self.val_fraction < 1:
-            _bad(where, "val_fraction", self.val_fraction, "a number in (0, 1)")
-        for key in ("gamma", "momentum", "weight_decay"):
-            if getattr(self, key) < 0:
-                _bad(where, key, getattr(self, key), "a number >= 0")
+        """Check every key's bounds and choices; raise FerError naming the first bad key."""
+        for spec in key_specs().values():
+            spec.check(getattr(self, spec.name), where)
+        steps = self.milestones
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            _bad(where, "milestones", list(steps), "strictly increasing epochs")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every key (lists for tuples)."""
@@ -131,7 +176,8 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """Short stable hash of the settings that change training (not metadata or workers)."""
-        data = {k: v for k, v in self.to_dict().items() if k not in _NOT_TRAINING}
+        trains = {k for k, s in key_specs().items() if s.trains}
+        data = {k: v for k, v in self.to_dict().items() if k in trains}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes) -> Recipe:
@@ -141,51 +187,181 @@ class Recipe:
         return recipe
 
 
-_NOT_TRAINING = {"dataset", "config_hash", "workers", "eval_batch_size"}
+@dataclass(frozen=True)
+class KeySpec:
+    """One key's declaration, read off :class:`Recipe`: its JSON kind and its :func:`key` rules."""
 
-_TYPES: dict[str, type] = {
-    "epochs": int, "batch_size": int, "lr": float, "gamma": float, "momentum": float,
-    "weight_decay": float, "label_smoothing": float, "loss": str, "balanced_sampler": bool,
-    "seed": int, "selection": str, "val_fraction": float, "global_input": str, "weights": str,
-    "amp": str, "channels_last": bool, "augment": bool, "eval_batch_size": int, "workers": int,
-    "dataset": str, "config_hash": str,
-}  # fmt: skip
-_OPTIONAL_INT = ("samples_per_class", "face_size", "roi_size", "max_steps_per_epoch")
+    name: str
+    kind: str  # integer | number | boolean | string
+    nullable: bool
+    length: int | None  # None: a scalar; -1: a list of any length; n: a list of exactly n
+    default: Any
+    help: str
+    minimum: float | None
+    maximum: float | None
+    open_below: bool
+    open_above: bool
+    choices: tuple[str, ...]
+    trains: bool
+    workflow_sets: bool
 
-
-def _bad(where: str, key: str, value, expected: str):
-    raise FerError(f"{where}: recipe key {key!r} is {value!r}; expected {expected}")
-
-
-def _coerce(key: str, value, where: str):
-    """Check one value's JSON type; ints are accepted where floats are expected."""
-    if key in _OPTIONAL_INT:
-        if value is None:
+    def coerce(self, value, where: str):
+        """The value a JSON value becomes (lists → tuples, ints → floats where numbers)."""
+        if value is None and self.nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            _bad(where, key, value, "null or an integer")
-        return value
-    if key == "milestones":
-        if not isinstance(value, list) or not all(_is_int(v) for v in value):
-            _bad(where, key, value, "a list of integer epochs")
-        return tuple(value)
-    if key == "loss_weights":
-        if not isinstance(value, list) or not all(_is_number(v) for v in value):
-            _bad(where, key, value, "a list of three numbers [main, whole, roi]")
-        return tuple(float(v) for v in value)
-    kind = _TYPES[key]
-    if kind is float and _is_number(value):
-        return float(value)
-    if kind is int and _is_int(value):
-        return value
-    if kind in (str, bool) and isinstance(value, kind):
-        return value
-    _bad(where, key, value, f"a JSON {kind.__name__}")
+        if self.length is not None:
+            if not isinstance(value, list) or not all(_is(self.kind, v) for v in value):
+                _bad(where, self.name, value, self.expected())
+            if self.length >= 0 and len(value) != self.length:
+                _bad(where, self.name, value, self.expected())
+            return tuple(float(v) if self.kind == "number" else v for v in value)
+        if not _is(self.kind, value):
+            _bad(where, self.name, value, self.expected())
+        return float(value) if self.kind == "number" else value
+
+    def check(self, value, where: str) -> None:
+        """Bounds and choices of a coerced value."""
+        if value is None:
+            return
+        items = value if self.length is not None else (value,)
+        if self.choices and value not in self.choices:
+            _bad(where, self.name, value, self.expected())
+        for item in items if self.kind in ("integer", "number") else ():
+            if not (math.isfinite(item) and self._within(item)):
+                _bad(where, self.name, list(value) if self.length else value, self.expected())
+
+    def _within(self, x: float) -> bool:
+        lo, hi = self.minimum, self.maximum
+        ok_lo = lo is None or (x > lo if self.open_below else x >= lo)
+        return ok_lo and (hi is None or (x < hi if self.open_above else x <= hi))
+
+    def bounds(self) -> str:
+        """The range in words: ``>= 1``, ``in (0, 0.5]``."""
+        lo, hi = self.minimum, self.maximum
+        if lo is not None and hi is not None:
+            left, right = "(" if self.open_below else "[", ")" if self.open_above else "]"
+            return f"in {left}{_num(lo)}, {_num(hi)}{right}"
+        if lo is not None:
+            return f"{'>' if self.open_below else '>='} {_num(lo)}"
+        if hi is not None:
+            return f"{'<' if self.open_above else '<='} {_num(hi)}"
+        return ""
+
+    def expected(self) -> str:
+        """What a valid value looks like, for error messages and the docs."""
+        word = {"integer": "an integer", "number": "a number", "boolean": "true or false",
+                "string": "a string"}[self.kind]  # fmt: skip
+        if self.choices:
+            word = f"one of {list(self.choices)}"
+        if self.length is not None:
+            count = "" if self.length < 0 else f"{self.length} "
+            word = f"a list of {count}{self.kind}s"
+        bounds = self.bounds()
+        text = f"{word} {bounds}".strip()
+        return f"null or {text}" if self.nullable else text
+
+    def schema(self) -> dict:
+        """The key's JSON-Schema (2020-12) property."""
+        bounds = {}
+        for name, value, exclusive in (("minimum", self.minimum, self.open_below),
+                                       ("maximum", self.maximum, self.open_above)):  # fmt: skip
+            if value is not None:
+                bounds[f"exclusive{name.title()}" if exclusive else name] = value
+        if self.length is not None:
+            prop = {"type": "array", "items": {"type": self.kind, **bounds}}
+            if self.length >= 0:
+                prop |= {"minItems": self.length, "maxItems": self.length}
+        elif self.choices:
+            prop = {"enum": list(self.choices)}
+        else:
+            prop = {"type": [self.kind, "null"] if self.nullable else self.kind, **bounds}
+        return prop | {"description": self.help}
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_KINDS = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _spec(f: dataclasses.Field, hint) -> KeySpec:
+    nullable, length = False, None
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable, hint = True, args[0]
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        length = -1 if args[-1] is Ellipsis else len(args)
+        hint = args[0]
+    return KeySpec(f.name, _KINDS[hint], nullable, length, f.default, **f.metadata)
+
+
+_SPECS: dict[str, KeySpec] = {}
+
+
+def key_specs() -> dict[str, KeySpec]:
+    """Every recipe key's declaration, in declaration order."""
+    if not _SPECS:
+        hints = typing.get_type_hints(Recipe)
+        _SPECS.update({f.name: _spec(f, hints[f.name]) for f in dataclasses.fields(Recipe)})
+    return _SPECS
+
+
+def config_keys() -> list[KeySpec]:
+    """The keys a workflow config may set (metadata the workflow fills in left out)."""
+    return [s for s in key_specs().values() if not s.workflow_sets]
+
+
+def json_schema() -> dict:
+    """The workflow schema's ``$defs/recipe``: every config key, and the workflow-only ones."""
+    props = {s.name: s.schema() for s in config_keys()} | WORKFLOW_KEYS
+    return {"type": "object", "additionalProperties": False, "properties": props,
+            "description": "Training recipe keys (fer/train/recipe.py). Any subset; unset keys "
+            "take the trainer's defaults."}  # fmt: skip
+
+
+def _num(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _default(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_num(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else _num(value)
+
+
+def markdown_table() -> str:
+    """The recipe table of config/README.md: key, default, allowed values, meaning."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    for s in config_keys():
+        lines.append(f"| `{s.name}` | `{_default(s.default)}` | {s.expected()} | {s.help} |")
+    for name, prop in WORKFLOW_KEYS.items():
+        lines.append(f"| `{name}` | – | a data set name | {prop['description']} |")
+    return "\n".join(lines) + "\n"
+
+
+def help_text() -> str:
+    """The key list of ``fer train --help``."""
+    lines = ["recipe keys (--recipe JSON; any subset, the rest take these defaults):"]
+    for s in config_keys():
+        lines.append(f"  {s.name:<20} {_default(s.default):<16} {s.expected()}")
+    return "\n".join(lines)
+
+
+def _bad(where: str, name: str, value, expected: str):
+    raise FerError(f"{where}: recipe key {name!r} is {value!r}; expected {expected}")
+
+
+def _is(kind: str, value) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, {"boolean": bool, "string": str}[kind])
+
+
+Recipe.__doc__ = (Recipe.__doc__ or "") + "\n\n" + "\n".join(
+    f"    {s.name}: {s.help} Default {_default(s.default)}; {s.expected()}."
+    for s in key_specs().values()
+)

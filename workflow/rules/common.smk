@@ -9,8 +9,11 @@ import jsonschema
 import yaml
 from snakemake.utils import validate
 
+from fer.contracts import MODELS
+from fer.errors import FerError
+from fer.train import recipe as recipes
+
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-ARCH_MODELS = ["global", "roi"]
 # Approximate sizes (images) per adapter; `datasets.<name>.n_images` overrides.
 ADAPTER_SIZES = {
     "affectnet8": 291_650,
@@ -33,6 +36,9 @@ def _fail(message):
 
 def _validate(cfg):
     schema = yaml.safe_load(SCHEMA.read_text())
+    schema["$defs"][
+        "recipe"
+    ] = recipes.json_schema()  # each recipe key is declared once, there
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
@@ -229,9 +235,7 @@ def cells_json():
 
 
 def trained_models():
-    return [
-        c for d in config["train_on"] for m in ARCH_MODELS for c in checkpoints(d, m)
-    ]
+    return [c for d in config["train_on"] for m in MODELS for c in checkpoints(d, m)]
 
 
 def histories(wildcards=None):
@@ -286,3 +290,18 @@ def expected_benchmarks():
         f"benchmarks/evaluate_cell/{d}/{t}_{a}.tsv" for d, t, a, _ in result_cells()
     ]
     return " ".join(files)
+
+
+def check_recipes():
+    """Every merged recipe, checked as `fer train` will check it (bounds across keys too)."""
+    for dataset in config["train_on"]:
+        for model in MODELS:
+            try:
+                recipes.Recipe.from_json(
+                    recipe(dataset, model), f"train recipe of {dataset}/{model}"
+                )
+            except FerError as exc:
+                _fail(str(exc))
+
+
+check_recipes()
