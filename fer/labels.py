@@ -1,7 +1,7 @@
 """The one canonical label order and every data set's map into it.
 
 Everything that needs to know about classes asks this module: adapters map native labels with
-:func:`canonical_index`, the trainer sizes its heads from :data:`DATASET_CLASSES`, the evaluator
+:func:`canonical_index` (each declares the classes it can label when it registers), the evaluator
 scores cross-dataset targets with :func:`scored_classes`, and the report prints the tables below.
 
 The canonical order is the reference's (AffectNet expression codes 0-7). A model's output index
@@ -56,21 +56,6 @@ FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 SEVEN = CANONICAL[:7]
-
-# The classes each data set (adapter) can label, in canonical order. A model trained on a data
-# set outputs exactly these classes. ckplus48 (the common 48x48 copy) has no neutral.
-DATASET_CLASSES: dict[str, tuple[str, ...]] = {
-    "affectnet8": CANONICAL,
-    "affectnet7": SEVEN,
-    "rafdb": SEVEN,
-    "ferplus": CANONICAL,
-    "fer2013": SEVEN,
-    "ckplus": CANONICAL,
-    "ckplus48": tuple(c for c in CANONICAL if c != "neutral"),
-    "jaffe": SEVEN,
-    "sfew": SEVEN,
-    "demo": SEVEN,
-}
 
 # Named evaluation protocols: classes dropped from a target on top of the general rule.
 # "reference" reproduces the reference code (JAFFE scored without Neutral, ref doc §4.3).

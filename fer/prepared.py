@@ -38,6 +38,11 @@ class PreparedData:
         return list(self.summary["classes"])
 
     @property
+    def adapter(self) -> str:
+        """The adapter that read the data set (its summary records it; "" for older folders)."""
+        return str(self.summary.get("adapter") or "")
+
+    @property
     def face_size(self) -> int:
         return int(self.params["face_size"])
 

@@ -43,17 +43,30 @@ def test_unknown_adapter_and_option_are_user_errors():
 
 
 def test_register_dataset_adds_and_refuses_duplicates():
-    @register_dataset(size=3)
+    facts = {"title": "Tiny", "classes": ("happy", "sad"), "size": 3}
+
+    @register_dataset(**facts, options={"scale": 3})
     def tiny_test_set(root, options):
         """A test adapter."""
 
     try:
         entry = get_adapter("tiny_test_set")
-        assert entry.defaults == {"size": 3} and entry.doc == "A test adapter."
+        assert entry.defaults == {"scale": 3} and entry.doc == "A test adapter."
+        assert (entry.title, entry.classes, entry.size) == ("Tiny", ("happy", "sad"), 3)
         with pytest.raises(ValueError, match="already registered"):
-            register_dataset("tiny_test_set")(tiny_test_set)
+            register_dataset("tiny_test_set", **facts)(tiny_test_set)
     finally:
         _ADAPTERS.pop("tiny_test_set")
+    with pytest.raises(ValueError, match="canonical order"):
+        register_dataset(title="x", classes=("sad", "happy"), size=1)
+    with pytest.raises(ValueError, match="positive number"):
+        register_dataset(title="x", classes=("sad",), size=0)
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_adapter_declares_its_facts(name):
+    entry = get_adapter(name)
+    assert entry.title and entry.size > 0 and entry.classes
 
 
 @pytest.mark.parametrize("name", list_datasets())

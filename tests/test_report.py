@@ -98,7 +98,11 @@ def write_history(path: Path, epochs: int = 4, run: dict | None = None) -> Path:
         w.writerow([e, 0.01, 2.0 / e, 0.3 + 0.1 * e, 2.2 / e, 0.25 + 0.1 * e, 3.0, 120.0])
     path.write_text(buf.getvalue())
     arch = path.name.removesuffix(".history.csv")
+    model, _, fold = arch.partition(".fold")
     run = run or {
+        "dataset": path.parent.name,
+        "arch": model,
+        "fold": int(fold) if fold else None,
         "seed": 0,
         "selection": "val",
         "selected_on_test": False,
@@ -198,7 +202,8 @@ def write_workspace(root: Path) -> dict:
         write_history(root / "models" / "rafdb" / "roi.history.csv"),
         write_history(
             root / "models" / "ckplus" / "global.history.csv",
-            run={"seed": 1, "selection": "test", "selected_on_test": True},
+            run={"dataset": "ckplus", "arch": "global", "seed": 1, "selection": "test",
+                 "selected_on_test": True},  # fmt: skip
         ),
     ]
     config = root / "config.yaml"
@@ -456,3 +461,39 @@ def test_help_documents_every_flag(capsys):
     for flag in ("--cells", "--results", "--histories", "--prepared-summaries", "--benchmarks",
                  "--config", "--out", "--title"):  # fmt: skip
         assert flag in text
+
+
+def test_names_are_looked_up_by_adapter_not_by_config_name(tmp_path):
+    """A set the config calls `raf` (adapter rafdb) and one called `fer2013priv` (adapter
+    fer2013): titles and the published numbers follow the adapters the results record."""
+    raf = make_result("raf", "raf", "roi", adapters={"dataset": "rafdb", "target": "rafdb"})
+    priv = make_result("raf", "fer2013priv", "roi",
+                       adapters={"dataset": "rafdb", "target": "fer2013"})  # fmt: skip
+    cells = [
+        {"dataset": "raf", "target": "raf", "arch": "roi",
+         "path": str(write_json(tmp_path / "a.json", raf))},
+        {"dataset": "raf", "target": "fer2013priv", "arch": "roi",
+         "path": str(write_json(tmp_path / "b.json", priv))},
+    ]  # fmt: skip
+    html = build_report(cells=cells)
+    text = " ".join(table_cells(html)["raf/raf/roi"]["text"].split())
+    assert "ref 88.81" in text  # RAF-DB's published Global-ROI number, found through the adapter
+    assert "RAF-DB <span class=\"muted\">(raf)</span>" in html
+    assert "trained on RAF-DB" in html and "FER2013" in html
+
+
+def test_a_result_file_that_holds_another_cell_is_refused(tmp_path):
+    path = write_json(tmp_path / "x.json", make_result("rafdb", "sfew", "roi"))
+    decl = {"dataset": "rafdb", "target": "jaffe", "arch": "roi", "path": str(path)}
+    with pytest.raises(FerError, match=r"x\.json: holds the cell rafdb/sfew/roi, but is declared"):
+        build_report(cells=[decl])
+    cells = table_cells(build_report(results=[path]))  # --results: identified by its contents
+    assert list(cells) == ["rafdb/sfew/roi"]
+
+
+def test_a_history_is_identified_by_its_run_record(tmp_path):
+    run = {"dataset": "rafdb", "arch": "roi", "fold": None, "seed": 0}
+    hist = write_history(tmp_path / "elsewhere" / "x.history.csv", run=run)
+    cell = {"dataset": "rafdb", "target": "rafdb", "arch": "roi", "path": str(tmp_path / "no.json")}
+    html = build_report(cells=[cell], histories=[hist])
+    assert 'data-history="rafdb/roi"' in html

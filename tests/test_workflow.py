@@ -93,6 +93,17 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
     assert "Traceback" not in r.stderr
 
 
+def plan_errors(tmp_path, edit) -> list[str]:
+    """Dry-run the demo config changed by ``edit(cfg)`` in ``tmp_path``; its config errors."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+    edit(cfg)
+    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    r = smk("-n", "--configfile=edited.yaml", cwd=tmp_path)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    return [ln for ln in r.stderr.splitlines() if ln.startswith("config error")]
+
+
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
@@ -104,13 +115,14 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
 )  # fmt: skip
 def test_a_bad_recipe_fails_at_planning_like_fer_train_would(tmp_path, key, value, expected):
     """The recipe's one declaration (fer/train/recipe.py) is checked before any job runs."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
-    cfg["train"]["defaults"][key] = value
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
-    r = smk("-n", "--configfile=bad.yaml", cwd=tmp_path)
-    assert r.returncode != 0
-    assert [ln for ln in r.stderr.splitlines() if ln.startswith("config error")] == [expected]
+    errors = plan_errors(tmp_path, lambda cfg: cfg["train"]["defaults"].update({key: value}))
+    assert errors == [expected]
+
+
+def test_an_unregistered_adapter_fails_at_planning(tmp_path):
+    errors = plan_errors(tmp_path, lambda cfg: cfg["datasets"]["demo"].update(adapter="nosuch"))
+    assert len(errors) == 1
+    assert errors[0].startswith("config error: datasets.demo: adapter 'nosuch' is not registered")
 
 
 def test_schema_arch_names_are_the_contract_s():

@@ -2,9 +2,12 @@
 
 An adapter reads one data set **in its publisher's layout** and lists its images; it never decodes
 pixels. It is a function ``adapter(root: Path, options: dict) -> AdapterResult`` registered with
-:func:`register_dataset`; :mod:`fer.data.manifest` calls it, carves the splits and writes the
-manifest (docs/design.md "Manifest"). Adding a data set is one new module here, imported at the
-bottom of this file, plus a config entry (see :mod:`fer.data.demo`).
+:func:`register_dataset`, together with the facts every stage asks about the data set: its
+display title, the canonical classes it can label and its approximate size.
+:mod:`fer.data.manifest` calls it, carves the splits and writes the manifest (docs/design.md
+"Manifest"); the workflow sizes jobs by it, the report titles tables by it. Adding a data set is
+one new module in ``fer/data/sets/`` (found and imported by this package) plus a config entry; see
+:mod:`fer.data.sets.demo`.
 
 >>> from fer.data import get_adapter, list_datasets
 >>> "rafdb" in list_datasets()
@@ -13,6 +16,8 @@ True
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,12 +64,20 @@ AdapterFn = Callable[[Path, dict], AdapterResult]
 
 @dataclass(frozen=True)
 class Adapter:
-    """A registered adapter: its name, function, default options and one-line description."""
+    """A registered adapter: its function, options and the data set's facts.
+
+    ``title``: display name (report, logs). ``classes``: the canonical classes the reader can
+    label, in canonical order (one copy may hold fewer: its manifest summary lists those it has).
+    ``size``: approximate number of images, which sizes the workflow's jobs.
+    """
 
     name: str
     fn: AdapterFn
     defaults: dict[str, Any]
     doc: str
+    title: str
+    classes: tuple[str, ...]
+    size: int
 
     def resolve_options(self, options: dict | None) -> dict[str, Any]:
         """Defaults overlaid with ``options``; an unknown key is a :class:`FerError`."""
@@ -92,19 +105,33 @@ def check_root(dataset: str, root: Path) -> None:
 _ADAPTERS: dict[str, Adapter] = {}
 
 
-def register_dataset(name: str | None = None, **defaults: Any):
+def register_dataset(
+    name: str | None = None,
+    *,
+    title: str,
+    classes: tuple[str, ...],
+    size: int,
+    options: dict[str, Any] | None = None,
+):
     """Decorator registering an adapter under ``name`` (default: the function's name).
 
-    Keyword arguments are the adapter's options and their defaults; ``--options`` JSON may set
-    only these keys. Use as ``@register_dataset()`` or ``@register_dataset("affectnet7", a=1)``.
+    ``title``, ``classes`` and ``size`` are the data set's facts (see :class:`Adapter`);
+    ``options`` the adapter's options with their defaults (``--options`` JSON may set only these).
     """
+    unknown = [c for c in classes if c not in CANONICAL]
+    if unknown or list(classes) != [c for c in CANONICAL if c in classes]:
+        raise ValueError(f"classes {classes!r}: expected canonical names in canonical order")
+    if not (isinstance(size, int) and size > 0):
+        raise ValueError(f"size {size!r}: expected a positive number of images")
 
     def wrap(fn: AdapterFn) -> AdapterFn:
         key = name or fn.__name__
         if key in _ADAPTERS:
             raise ValueError(f"data set adapter {key!r} already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _ADAPTERS[key] = Adapter(key, fn, dict(defaults), doc[0] if doc else "")
+        _ADAPTERS[key] = Adapter(
+            key, fn, dict(options or {}), doc[0] if doc else "", title, tuple(classes), size
+        )
         return fn
 
     return wrap
@@ -122,14 +149,12 @@ def list_datasets() -> list[str]:
     return sorted(_ADAPTERS)
 
 
-# Importing the adapter modules registers them (each is stdlib-only and cheap to import).
-from fer.data import (  # noqa: E402, F401
-    affectnet,
-    ckplus,
-    demo,
-    fer2013,
-    ferplus,
-    jaffe,
-    rafdb,
-    sfew,
-)
+def _import_sets() -> None:
+    """Import every module of ``fer/data/sets/``: each registers its adapters (stdlib only)."""
+    from fer.data import sets
+
+    for module in pkgutil.iter_modules(sets.__path__):
+        importlib.import_module(f"{sets.__name__}.{module.name}")
+
+
+_import_sets()

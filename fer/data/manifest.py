@@ -63,6 +63,9 @@ def build_manifest(
     resolved = entry.resolve_options(options)
     result: AdapterResult = entry.fn(root, resolved)
     rows = result.rows
+    beyond = [c for c in result.classes if c not in entry.classes]
+    if beyond:
+        raise FerError(f"adapter {entry.name}: lists classes {beyond} it did not register")
     unknown = {r.label_name for r in rows} - set(result.classes)
     if unknown or not rows:
         raise FerError(

@@ -168,6 +168,7 @@ def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: 
         "schema_version": SCHEMA_VERSION,
         "dataset": args.dataset,
         "target": args.target,
+        "adapters": adapters(args, data, tasks),
         "arch": arch,
         "protocol": args.protocol,
         "within": bool(args.within),
@@ -205,6 +206,13 @@ def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: 
     return result
 
 
+def adapters(args, data, tasks) -> dict[str, str]:
+    """The adapters behind the trained set's and the target's names (report lookups)."""
+    metas = [ck.meta for t in tasks for ck in (t.global_ck, t.roi_ck) if ck is not None]
+    trained = next((m["adapter"] for m in metas if m.get("adapter")), None)
+    return {"dataset": trained or args.dataset, "target": data.adapter or args.target}
+
+
 def parse_weights(text: str) -> dict[str, float]:
     """``"roi=0.55,global=0.45"`` → ``{"roi": 0.55, "global": 0.45}``; both keys required."""
     out: dict[str, float] = {}
@@ -223,7 +231,8 @@ def parse_weights(text: str) -> dict[str, float]:
 
 def label_map(classes: list[str], data: PreparedData, target: str, protocol: str, ck) -> dict:
     """Scored classes and what is dropped on each side (model logits, target images)."""
-    scored = scored_classes(classes, data.classes, target, protocol)
+    # the protocol's drops are the data set's (the adapter's), whatever the config calls it
+    scored = scored_classes(classes, data.classes, data.adapter or target, protocol)
     if not scored:
         raise FerError(
             f"{ck.path}: model classes {classes} share no scored class with "

@@ -310,6 +310,7 @@ def make_summary(
     reasons = Counter(r["reason"] for r in records if r["status"] == "unreadable")
     return {
         "dataset": manifest_summary.get("dataset", ""),
+        "adapter": manifest_summary.get("adapter", ""),
         "synthetic": bool(manifest_summary.get("synthetic", False)),
         "classes": list(manifest_summary["classes"]),
         "n_images": n,

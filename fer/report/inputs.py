@@ -61,6 +61,13 @@ class Cell:
     def missing(self) -> bool:
         return self.result is None
 
+    @property
+    def adapters(self) -> dict[str, str]:
+        """The adapter behind each name (the result's record, else the names themselves)."""
+        recorded = (self.result or {}).get("adapters") or {}
+        return {"dataset": recorded.get("dataset") or self.dataset,
+                "target": recorded.get("target") or self.target}  # fmt: skip
+
 
 @dataclass
 class History:
@@ -126,11 +133,20 @@ def parse_cells(spec: str) -> list[dict]:
     return data
 
 
+IDENTITY = ("dataset", "target", "arch")
+
+
 def cells_from_paths(paths: list[str]) -> list[dict]:
-    """Cell declarations from result paths laid out as ``results/DATASET/TARGET_ARCH.json``."""
+    """Cell declarations of result files: the dataset, target and arch each file records, else
+    (a file not written yet, or one :func:`check_result` will refuse) those its path names in the
+    layout ``results/DATASET/TARGET_ARCH.json``."""
     cells = []
     for p in paths:
         path = Path(p)
+        recorded = read_json(path, "a result JSON") if path.is_file() else None
+        if isinstance(recorded, dict) and all(isinstance(recorded.get(k), str) for k in IDENTITY):
+            cells.append({k: recorded[k] for k in IDENTITY} | {"path": p})
+            continue
         target, sep, arch = path.stem.rpartition("_")
         if not sep or not target or not arch or path.suffix != ".json" or not path.parent.name:
             raise FerError(f"{p}: expected a result path like results/DATASET/TARGET_ARCH.json")
@@ -151,6 +167,11 @@ def load_cell(decl: dict) -> Cell:
     )
     if path.is_file():
         cell.result = check_result(read_json(path, "a result JSON"), path)
+        recorded = {k: cell.result.get(k, decl[k]) for k in IDENTITY}
+        if recorded != {k: decl[k] for k in IDENTITY}:
+            shown = "/".join(str(recorded[k]) for k in IDENTITY)
+            wanted = "/".join(decl[k] for k in IDENTITY)
+            raise FerError(f"{path}: holds the cell {shown}, but is declared as {wanted}")
         if within is None and isinstance(cell.result.get("within"), bool):
             cell.within = cell.result["within"]
     return cell
@@ -197,7 +218,8 @@ def _float(value: str, path: Path, column: str) -> float:
 
 
 def load_history(path: str | Path) -> History:
-    """Read ``models/{dataset}/{arch}.history.csv`` and the ``{arch}.run.json`` beside it."""
+    """Read a training history (``models/{dataset}/{arch}.history.csv``) and the run record
+    beside it (``{arch}.run.json``), which says whose model it is."""
     path = Path(path)
     try:
         with path.open(newline="", encoding="utf-8") as fh:
@@ -213,12 +235,19 @@ def load_history(path: str | Path) -> History:
         {k: _float(v, path, k) if k in HISTORY_NUMERIC else v for k, v in r.items() if k}
         for r in raw
     ]
-    arch = path.name.removesuffix(".history.csv")
-    run_path = path.with_name(f"{arch}.run.json")
+    stem = path.name.removesuffix(".history.csv")
+    run_path = path.with_name(f"{stem}.run.json")
     run = read_json(run_path, "a training run record") if run_path.is_file() else None
-    if run is not None and not isinstance(run, dict):
+    if run is None:  # nothing records whose model this is: the layout models/DATASET/ARCH says
+        return History(path.parent.name, stem, path, rows)
+    if not isinstance(run, dict):
         raise FerError(f"{run_path}: expected a JSON object (the training run record)")
-    return History(path.parent.name, arch, path, rows, run, run_path if run else None)
+    dataset = run.get("dataset") or (run.get("recipe") or {}).get("dataset") or path.parent.name
+    arch, fold = run.get("arch"), run.get("fold")
+    if not (isinstance(dataset, str) and isinstance(arch, str) and arch):
+        raise FerError(f"{run_path}: expected the run record's dataset and arch")
+    name = arch if fold is None else f"{arch}.fold{fold}"
+    return History(dataset, name, path, rows, run, run_path)
 
 
 def _png_b64(path: Path) -> tuple[str | None, str | None]:

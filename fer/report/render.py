@@ -23,8 +23,10 @@ RUN_KEYS = (
 )
 
 
-def environment() -> jinja2.Environment:
-    """The Jinja2 environment over the package's templates, autoescaping every expression."""
+def environment(adapters: dict[str, str] | None = None) -> jinja2.Environment:
+    """The Jinja2 environment over the package's templates, autoescaping every expression;
+    ``adapters`` maps data set names to the adapters whose titles the pages show."""
+    adapters = adapters or {}
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("fer.report", "templates"),
         autoescape=True,
@@ -33,7 +35,10 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        pct=tables.pct, num=fmt_number, dataset=tables.dataset_title, arch=tables.arch_title
+        pct=tables.pct,
+        num=fmt_number,
+        dataset=lambda name: tables.dataset_title(name, adapters.get(name)),
+        arch=tables.arch_title,
     )
     return env
 
@@ -275,6 +280,22 @@ def _table_order(grid: list[tables.Table]) -> list[tables.CellView]:
     return [v for t in grid for _, row in t.rows for v in row if v is not None]
 
 
+def adapter_names(cells: list[Cell], histories: list[History], prepared: list) -> dict[str, str]:
+    """Data set name -> adapter, from what the inputs record (results, runs, summaries)."""
+    names: dict[str, str] = {}
+    for c in cells:
+        names.setdefault(c.dataset, c.adapters["dataset"])
+        names.setdefault(c.target, c.adapters["target"])
+    for h in histories:
+        adapter = ((h.run or {}).get("checkpoint_meta") or {}).get("adapter")
+        if adapter:
+            names.setdefault(h.dataset, adapter)
+    for p in prepared:
+        if p.summary.get("adapter"):
+            names.setdefault(p.dataset, str(p.summary["adapter"]))
+    return names
+
+
 def build_context(cells, histories, prepared, benchmarks, config, title) -> dict:
     """The template context: tables, details, figures, provenance and warnings."""
     views = [tables.cell_view(c, i) for i, c in enumerate(cells)]
@@ -289,6 +310,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
     config_data, config_text = config if config else ({}, None)
     return {
         "title": title,
+        "adapters": adapter_names(cells, histories, prepared),
         "fer_version": __version__,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "tables": grid,
@@ -315,4 +337,5 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
 
 def render(context: dict) -> str:
     """Render the report page from a context built by :func:`build_context`."""
-    return environment().get_template("report.html").render(**context)
+    env = environment(context.get("adapters"))
+    return env.get_template("report.html").render(**context)

@@ -14,24 +14,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-from fer.labels import CANONICAL, DATASET_CLASSES, PROTOCOLS
+from fer.data import get_adapter, list_datasets
+from fer.labels import CANONICAL, PROTOCOLS
 from fer.report.inputs import Cell
 
 ARCH_ORDER = ("roi", "global", "fused")
 ARCH_TITLES = {"roi": "Global-ROI Net", "global": "Global Net", "fused": "Fused"}
-DATASET_TITLES = {
-    "affectnet7": "AffectNet-7",
-    "affectnet8": "AffectNet-8",
-    "rafdb": "RAF-DB",
-    "ferplus": "FERPlus",
-    "fer2013": "FER2013",
-    "ckplus": "CK+",
-    "ckplus48": "CK+ (48×48 copy)",
-    "jaffe": "JAFFE",
-    "sfew": "SFEW 2.0",
-    "demo": "Demo (synthetic)",
-}
-DATASET_ORDER = tuple(DATASET_TITLES)
 
 
 @lru_cache(maxsize=1)
@@ -57,9 +45,15 @@ def reference_rows() -> list[tuple[str, str, dict[str, dict]]]:
     return [(d, t, archs) for (d, t), archs in rows.items()]
 
 
-def dataset_title(name: str) -> str:
-    """Display name of a data set key (the key itself when unknown)."""
-    return DATASET_TITLES.get(name, name)
+def dataset_title(name: str, adapter: str | None = None) -> str:
+    """Display name of a data set: its adapter's registered title (the name when unregistered)."""
+    key = adapter or name
+    return get_adapter(key).title if key in list_datasets() else name
+
+
+def adapter_classes(adapter: str) -> list[str]:
+    """The classes a registered adapter can label (none for an unregistered name)."""
+    return list(get_adapter(adapter).classes) if adapter in list_datasets() else []
 
 
 def arch_title(name: str) -> str:
@@ -72,10 +66,6 @@ def pct(value, digits: int = 2) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
         return "–"
     return f"{100 * value:.{digits}f}"
-
-
-def _sort_key(name: str, order: tuple[str, ...]) -> tuple[int, str]:
-    return (order.index(name) if name in order else len(order), name)
 
 
 def slug(*parts: str) -> str:
@@ -123,8 +113,9 @@ def _flags(cell: Cell) -> list[str]:
 
 def _protocol_differs(cell: Cell) -> bool:
     protocol = (cell.result or {}).get("protocol") or "shared"
-    ours = PROTOCOLS.get(protocol, {}).get(cell.target, ())
-    return tuple(ours) != tuple(PROTOCOLS["reference"].get(cell.target, ()))
+    target = cell.adapters["target"]
+    ours = PROTOCOLS.get(protocol, {}).get(target, ())
+    return tuple(ours) != tuple(PROTOCOLS["reference"].get(target, ()))
 
 
 def comparable_accuracy(result: dict) -> tuple[float, str | None]:
@@ -141,7 +132,8 @@ def comparable_accuracy(result: dict) -> tuple[float, str | None]:
 def cell_view(cell: Cell, index: int) -> CellView:
     """Build a cell's view: reference number, difference in percentage points, flags."""
     view = CellView(cell, f"cell-{index}-{slug(cell.dataset, cell.target, cell.arch)}")
-    view.ref = reference_entry(cell.dataset, cell.target, cell.arch)
+    names = cell.adapters  # the published numbers are the adapters' data sets'
+    view.ref = reference_entry(names["dataset"], names["target"], cell.arch)
     if cell.result is not None:
         view.flags = _flags(cell)
         if view.ref is not None:
@@ -162,26 +154,29 @@ def is_selected_on_test(result: dict) -> bool:
 
 
 def build_tables(views: list[CellView]) -> list[Table]:
-    """Group cell views into the within-dataset table and one table per training set."""
+    """Group cell views into the within-dataset table and one table per training set; rows and
+    tables keep the order the cells were declared in (the config's)."""
     tables = []
     within = [v for v in views if v.cell.within]
     if within:
         tables.append(_table("Within-dataset accuracy (%)", "within", None, within, "dataset"))
     cross = [v for v in views if not v.cell.within]
-    for ds in sorted({v.cell.dataset for v in cross}, key=lambda d: _sort_key(d, DATASET_ORDER)):
+    for ds in dict.fromkeys(v.cell.dataset for v in cross):
         mine = [v for v in cross if v.cell.dataset == ds]
-        title = f"Cross-dataset accuracy (%), trained on {dataset_title(ds)}"
+        name = dataset_title(ds, mine[0].cell.adapters["dataset"])
+        title = f"Cross-dataset accuracy (%), trained on {name}"
         tables.append(_table(title, "cross", ds, mine, "target"))
     return tables
 
 
+def _arch_rank(arch: str) -> tuple[int, str]:
+    return (ARCH_ORDER.index(arch) if arch in ARCH_ORDER else len(ARCH_ORDER), arch)
+
+
 def _table(title: str, kind: str, dataset, views: list[CellView], row_key: str) -> Table:
-    archs = sorted({v.cell.arch for v in views}, key=lambda a: _sort_key(a, ARCH_ORDER))
-    keys = sorted(
-        {getattr(v.cell, row_key) for v in views}, key=lambda d: _sort_key(d, DATASET_ORDER)
-    )
+    archs = sorted({v.cell.arch for v in views}, key=_arch_rank)
     rows = []
-    for key in keys:
+    for key in dict.fromkeys(getattr(v.cell, row_key) for v in views):
         by_arch = {v.cell.arch: v for v in views if getattr(v.cell, row_key) == key}
         rows.append((key, [by_arch.get(a) for a in archs]))
     return Table(title, kind, dataset, archs, rows)
@@ -193,7 +188,7 @@ def model_classes(cell: Cell) -> list[str]:
     for meta in (prov.get("checkpoints") or {}).values():
         if isinstance(meta, dict) and isinstance(meta.get("classes"), list):
             return [str(c) for c in meta["classes"]]
-    return list(DATASET_CLASSES.get(cell.dataset, ()))
+    return adapter_classes(cell.adapters["dataset"])
 
 
 def label_map(cell: Cell) -> dict:
@@ -201,9 +196,8 @@ def label_map(cell: Cell) -> dict:
     result = cell.result or {}
     declared = result.get("label_map") if isinstance(result.get("label_map"), dict) else {}
     model = set(declared.get("model_classes") or model_classes(cell))
-    target = set(
-        declared.get("target_classes") or DATASET_CLASSES.get(cell.target, result["classes"])
-    )
+    registered = adapter_classes(cell.adapters["target"])
+    target = set(declared.get("target_classes") or registered or result["classes"])
     scored = set(result.get("classes", []))
     names = [c for c in CANONICAL if c in model | target | scored]
     names += sorted((model | target | scored) - set(names))

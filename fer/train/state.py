@@ -60,6 +60,8 @@ class RunState:
 
     def __post_init__(self):
         self.arch = self.args.arch
+        # the workflow's name for the data set, else the one its manifest recorded
+        self.dataset = self.recipe.dataset or str(self.data.summary.get("dataset") or "")
         self.sampler_gen = torch.Generator().manual_seed(self.recipe.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(self.recipe.seed + 1)
 
@@ -163,7 +165,8 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
     r = run.recipe
     return {
         "model": run.arch, "classes": list(run.data.classes), "face_size": run.sizes[0],
-        "roi_size": run.sizes[1], "fer_version": __version__, "dataset": r.dataset,
+        "roi_size": run.sizes[1], "fer_version": __version__, "dataset": run.dataset,
+        "adapter": run.data.adapter or run.dataset,
         "seed": r.seed, "selection": r.selection,
         "global_input": r.global_input if run.arch == "global" else "aligned",
         "fold": run.args.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
@@ -187,7 +190,8 @@ def write_outputs(run: RunState, train, val) -> None:
         writer.writeheader()
         writer.writerows({**row, "validated_on": val.name} for row in run.history)
     info = {
-        "recipe": run.recipe.to_dict(), "arch": run.arch, "prepared": str(run.args.prepared),
+        "recipe": run.recipe.to_dict(), "dataset": run.dataset, "arch": run.arch,
+        "prepared": str(run.args.prepared),
         "out": str(out), "fold": run.args.fold, "seed": run.recipe.seed, "git_sha": sha,
         "versions": versions(), "hardware": hardware(run.device),
         "selection": run.recipe.selection, "validated_on": val.name,

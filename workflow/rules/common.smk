@@ -10,22 +10,11 @@ import yaml
 from snakemake.utils import validate
 
 from fer.contracts import MODELS
+from fer.data import get_adapter, list_datasets
 from fer.errors import FerError
 from fer.train import recipe as recipes
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-# Approximate sizes (images) per adapter; `datasets.<name>.n_images` overrides.
-ADAPTER_SIZES = {
-    "affectnet8": 291_650,
-    "affectnet7": 283_901,
-    "rafdb": 15_339,
-    "ferplus": 35_711,
-    "fer2013": 35_887,
-    "ckplus": 1_563,
-    "jaffe": 213,
-    "sfew": 1_394,
-    "demo": 300,
-}
 
 
 def _fail(message):
@@ -60,6 +49,12 @@ def _validate(cfg):
             if target not in names:
                 _fail(f"targets.{name}: {target!r} is not a key of datasets")
     for name, entry in cfg["datasets"].items():
+        adapter = entry.get("adapter", name)
+        if adapter not in list_datasets():
+            _fail(
+                f"datasets.{name}: adapter {adapter!r} is not registered; "
+                f"known: {', '.join(list_datasets())}"
+            )
         if not entry.get("generate") and not entry.get("root"):
             _fail(
                 f"datasets.{name}: needs root (where the data set lives) or generate: true"
@@ -106,7 +101,7 @@ def manifest_inputs(wildcards):
 
 def n_images(name):
     entry = ds(name)
-    return entry.get("n_images") or ADAPTER_SIZES.get(entry["adapter"], 50_000)
+    return entry.get("n_images") or get_adapter(entry["adapter"]).size
 
 
 def mem_mb_for(base, per_kimage):

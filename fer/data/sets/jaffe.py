@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import find_dir, is_image
+from fer.data.listing import find_dir, is_image
 from fer.errors import FerError
-from fer.labels import LabelError, canonical_name
+from fer.labels import SEVEN, LabelError, canonical_name
 
 FILE_NAME = re.compile(r"^([A-Z]{2})\.([A-Z]{2})(\d+)\.(\d+)\.tiff?$", re.IGNORECASE)
 CODES = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
@@ -35,7 +35,7 @@ def parse_name(path: Path) -> tuple[str, str]:
         raise FerError(f"{path}: {exc}") from None
 
 
-@register_dataset()
+@register_dataset(title="JAFFE", classes=SEVEN, size=213)
 def jaffe(root: Path, options: dict) -> AdapterResult:
     """JAFFE images parsed from their file names; all rows are test, grouped by subject."""
     folder = find_dir(root, "jaffedbase", "jaffe") or root

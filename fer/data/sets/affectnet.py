@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import (
+from fer.data.listing import (
     SplitFolder,
     find_dir,
     find_file,
@@ -30,7 +30,7 @@ from fer.data.folders import (
     read_csv,
 )
 from fer.errors import FerError
-from fer.labels import CANONICAL
+from fer.labels import CANONICAL, SEVEN
 
 COLUMNS = (
     "subDirectory_filePath",
@@ -154,13 +154,13 @@ def read_affectnet(root: Path, n_classes: int) -> AdapterResult:
     return AdapterResult(rows, skipped)
 
 
-@register_dataset("affectnet8")
+@register_dataset("affectnet8", title="AffectNet-8", classes=CANONICAL, size=291_650)
 def affectnet8(root: Path, options: dict) -> AdapterResult:
     """AffectNet with 8 classes (Neutral … Contempt); official validation set = test."""
     return read_affectnet(root, 8)
 
 
-@register_dataset("affectnet7")
+@register_dataset("affectnet7", title="AffectNet-7", classes=SEVEN, size=283_901)
 def affectnet7(root: Path, options: dict) -> AdapterResult:
     """AffectNet with 7 classes (Contempt skipped and counted); official validation set = test."""
     return read_affectnet(root, 7)

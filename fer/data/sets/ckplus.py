@@ -19,9 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import find_dir, is_image, list_class_folders
+from fer.data.listing import find_dir, is_image, list_class_folders
 from fer.errors import FerError
-from fer.labels import LabelError, from_code
+from fer.labels import CANONICAL, LabelError, from_code
 
 FILE_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)", re.IGNORECASE)
 
@@ -89,7 +89,12 @@ def official_rows(root: Path, images: Path, options: dict, skipped: Counter) -> 
     return rows
 
 
-@register_dataset(last_frames=3, neutral_first_frame=True)
+@register_dataset(
+    title="CK+",
+    classes=CANONICAL,
+    size=1_563,
+    options={"last_frames": 3, "neutral_first_frame": True},
+)
 def ckplus(root: Path, options: dict) -> AdapterResult:
     """CK+ from the official sequence tree or the CK+48 class-folder copy; groups are subjects."""
     skipped: Counter = Counter()

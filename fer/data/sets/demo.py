@@ -11,8 +11,9 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, register_dataset
-from fer.data.folders import SplitFolder, list_split_folders
+from fer.data.listing import SplitFolder, list_split_folders
 from fer.errors import FerError
+from fer.labels import SEVEN
 
 
 def subject(name: str, _folder: Path) -> str:
@@ -20,7 +21,7 @@ def subject(name: str, _folder: Path) -> str:
     return name.rsplit("_", 1)[0] if "_" in name else ""
 
 
-@register_dataset()
+@register_dataset(title="Demo (synthetic)", classes=SEVEN, size=300)
 def demo(root: Path, options: dict) -> AdapterResult:
     """Synthetic demo faces (``fer demo``): train/test class folders, grouped by subject."""
     if not (root / "SYNTHETIC.txt").is_file():

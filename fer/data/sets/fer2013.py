@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import SplitFolder, find_dir, list_split_folders, read_csv
+from fer.data.listing import SplitFolder, find_dir, list_split_folders, read_csv
 from fer.errors import FerError
-from fer.labels import LabelError, from_code
+from fer.labels import SEVEN, LabelError, from_code
 
 SPLIT_FOLDERS = [
     SplitFolder("train", ("train", "training")),
@@ -58,7 +58,9 @@ def find_csv(root: Path, name: str, option: str | None) -> Path | None:
     return None
 
 
-@register_dataset(csv=None, public_test="val")
+@register_dataset(
+    title="FER2013", classes=SEVEN, size=35_887, options={"csv": None, "public_test": "val"}
+)
 def fer2013(root: Path, options: dict) -> AdapterResult:
     """FER2013 from the Kaggle csv or the train/test class-folder copy."""
     skipped: Counter = Counter()

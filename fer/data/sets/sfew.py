@@ -13,10 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, register_dataset
-from fer.data.folders import SplitFolder, list_split_folders
+from fer.data.listing import SplitFolder, list_split_folders
+from fer.labels import SEVEN
 
 
-@register_dataset(aligned=False, official_splits=False)
+@register_dataset(
+    title="SFEW 2.0",
+    classes=SEVEN,
+    size=1_394,
+    options={"aligned": False, "official_splits": False},
+)
 def sfew(root: Path, options: dict) -> AdapterResult:
     """SFEW 2.0 Train and Val class folders (original frames or the aligned faces)."""
     suffix = "_Aligned_Faces" if options["aligned"] else ""

@@ -15,9 +15,9 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import find_dir, find_file
+from fer.data.listing import find_dir, find_file
 from fer.errors import FerError
-from fer.labels import LabelError, from_code
+from fer.labels import SEVEN, LabelError, from_code
 
 LABEL_FILES = ("list_patition_label.txt", "list_partition_label.txt")
 PREFIX_SPLIT = {"train": "train", "test": "test"}
@@ -55,7 +55,7 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, str, str]:
         raise FerError(f"{path}, line {number}: unknown label {code!r}; expected 1-7") from None
 
 
-@register_dataset(images="auto")
+@register_dataset(title="RAF-DB", classes=SEVEN, size=15_339, options={"images": "auto"})
 def rafdb(root: Path, options: dict) -> AdapterResult:
     """RAF-DB basic emotions: labels from the partition file, split from the name prefix."""
     base = find_dir(root, "basic") or root

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.folders import find_dir, find_file, read_csv
+from fer.data.listing import find_dir, find_file, read_csv
 from fer.errors import FerError
 from fer.labels import CANONICAL, FERPLUS_VOTE_COLUMNS, canonical_name
 
@@ -132,7 +132,12 @@ def folder_rows(root: Path, folder: Path, split: str, options: dict, skipped: Co
     return rows
 
 
-@register_dataset(ties="first", pixels_csv="fer2013.csv")
+@register_dataset(
+    title="FERPlus",
+    classes=CANONICAL,
+    size=35_711,
+    options={"ties": "first", "pixels_csv": "fer2013.csv"},
+)
 def ferplus(root: Path, options: dict) -> AdapterResult:
     """FERPlus majority-vote labels and vote vectors from the csv pair or the label.csv folders."""
     if options["ties"] not in ("first", "drop"):
