@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from fer.models import create_model, gflops_per_image
-from fer.train.loop import Criterion, build_model, train_one_epoch
+from fer.train.loop import Criterion, Step, build_model, train_one_epoch
 from fer.train.recipe import Recipe
 
 REFERENCE = {"global": 17.4, "roi": 3.45}
@@ -57,13 +57,12 @@ def bench(arch: str, fast: bool, args) -> float:
     sizes = (args.face_size, args.roi_size)
     model, opt, _ = build_model(arch, recipe, 7, sizes, device)
     crit = Criterion(recipe)
-    ctx = {"device": device, "sizes": sizes, "channels_last": fast, "amp": fast,
-           "state_where": "-"}  # fmt: skip
+    step = Step.of(recipe, sizes, device)
     gen = torch.Generator(device=device).manual_seed(0)
     bs = args.batch_size
-    train_one_epoch(model, crit, opt, batches(1, bs, *sizes), ctx, 1, gen)
+    train_one_epoch(model, crit, opt, batches(1, bs, *sizes), step, 1, gen)
     t0 = time.perf_counter()
-    stats = train_one_epoch(model, crit, opt, batches(args.steps, bs, *sizes), ctx, 1, gen)
+    stats = train_one_epoch(model, crit, opt, batches(args.steps, bs, *sizes), step, 1, gen)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return stats["images"] / (time.perf_counter() - t0)

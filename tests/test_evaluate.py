@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from fer.errors import FerError
+from fer.evaluate import EvalCell
 from fer.evaluate import predict as ev
-from fer.evaluate.cli import get_args_parser
+from fer.evaluate.cli import parse_weights
 from fer.evaluate.scoring import validate_result
 from fer.labels import CANONICAL, SEVEN
 from fer.prepared import ROI_NAMES, open_prepared
@@ -80,30 +81,10 @@ def ckpt(kind: str, table, classes=SEVEN, fold=None, **meta) -> ev.Checkpoint:
     )
 
 
-def make_args(arch="fused", target="demo", within=False, **kw):
-    argv = [
-        "--dataset",
-        "train",
-        "--target",
-        target,
-        "--arch",
-        arch,
-        "--prepared",
-        "p",
-        "--out",
-        "o.json",
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--batch-size",
-        "5",
-        "--bootstrap",
-        "200",
-    ]
-    argv += ["--within"] if within else []
-    for key, val in kw.items():
-        argv += [f"--{key.replace('_', '-')}", str(val)]
-    return get_args_parser().parse_args(argv)
+def make_cell(arch="fused", target="demo", within=False, **kw) -> EvalCell:
+    """A cell as the tests score it: CPU, batches of 5, 200 bootstrap resamples, no bar."""
+    base = {"device": "cpu", "batch_size": 5, "bootstrap": 200, "progress": False}
+    return EvalCell("train", target, arch, Path("p"), within=within, **(base | kw))
 
 
 def labels_of(data, rows):
@@ -124,7 +105,7 @@ def test_fused_is_the_weighted_sum_with_global_fallback(demo):
     tasks = ev.plan_tasks(demo, [g], [r], within=False)
     lmap = ev.label_map(list(SEVEN), demo, "demo", "shared", g)
     w = {"roi": 0.55, "global": 0.45}
-    opts = {"device": torch.device("cpu"), "batch_size": 5, "quiet": True}
+    opts = ev.Inference(torch.device("cpu"), 5, progress=False)
     out = ev.run_task(tasks[0], demo, lmap, w, opts)
     has = demo.index["has_roi"].to_numpy() == 1
     by_hand = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
@@ -141,8 +122,8 @@ def test_fusion_weights_flag_is_used(demo):
     rng = np.random.default_rng(5)
     n = len(demo.index)
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
-    res = ev.evaluate_cell(
-        make_args(fusion_weights="roi=0.9,global=0.1"),
+    res = ev.score_cell(
+        make_cell(fusion=(0.9, 0.1)),
         demo,
         [ckpt("global", zg)],
         [ckpt("roi", zr)],
@@ -168,7 +149,7 @@ def test_each_arch_result_validates_and_compares_on_roi_subset(demo, arch):
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
     y = np.array([SEVEN.index(c) for c in labels_of(demo, np.arange(n))])
     has = demo.index["has_roi"].to_numpy() == 1
-    res = ev.evaluate_cell(make_args(arch), demo, [ckpt("global", zg)], [ckpt("roi", zr)])
+    res = ev.score_cell(make_cell(arch), demo, [ckpt("global", zg)], [ckpt("roi", zr)])
     validate_result(res)
     fused = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
     sub = {"global": zg.argmax(1), "roi": zr.argmax(1), "fused": fused}
@@ -188,7 +169,7 @@ def test_each_arch_result_validates_and_compares_on_roi_subset(demo, arch):
 
 def test_roi_only_result_has_null_for_missing_models(demo):
     n = len(demo.index)
-    res = ev.evaluate_cell(make_args("roi"), demo, [], [ckpt("roi", np.eye(7)[np.arange(n) % 7])])
+    res = ev.score_cell(make_cell("roi"), demo, [], [ckpt("roi", np.eye(7)[np.arange(n) % 7])])
     assert res["roi_subset"]["accuracy"]["global"] is None
     assert res["roi_subset"]["accuracy"]["fused"] is None
     assert list(res["provenance"]["checkpoints"]) == ["roi"]
@@ -217,7 +198,7 @@ def test_cross_dataset_slices_logits_before_argmax(
     zg[:, unscored] += 100.0  # a dropped logit must never win
     zr[:, unscored] += 100.0
     g, r = ckpt("global", zg, mclasses), ckpt("roi", zr, mclasses)
-    res = ev.evaluate_cell(make_args("fused", target, protocol=protocol), data, [g], [r])
+    res = ev.score_cell(make_cell("fused", target, protocol=protocol), data, [g], [r])
     names = labels_of(data, np.arange(n))
     keep = np.array([c in scored for c in names])
     cols = [list(mclasses).index(c) for c in scored]
@@ -239,7 +220,7 @@ def test_cross_dataset_slices_logits_before_argmax(
 def test_predict_logits_keeps_the_given_row_order(demo):
     table = np.arange(len(demo.index) * 7, dtype=float).reshape(-1, 7)
     rows = np.array([9, 2, 17, 0, 5, 11, 3])
-    opts = {"device": torch.device("cpu"), "batch_size": 3, "quiet": True}
+    opts = ev.Inference(torch.device("cpu"), 3, progress=False)
     z = ev.predict_logits(ckpt("global", table), {"face": demo.faces}, rows, opts)
     assert z.tolist() == table[rows].tolist()
 
@@ -247,7 +228,7 @@ def test_predict_logits_keeps_the_given_row_order(demo):
 def test_within_scores_the_test_split_only(demo):
     n = len(demo.index)
     g = ckpt("global", np.zeros((n, 7)))
-    res = ev.evaluate_cell(make_args("global", within=True), demo, [g], [])
+    res = ev.score_cell(make_cell("global", within=True), demo, [g], [])
     test_rows = demo.rows(split="test")
     assert sorted(g.model.seen) == test_rows.tolist() and res["n_images"] == len(test_rows)
     assert res["within"] is True
@@ -262,7 +243,7 @@ def test_kfold_per_fold_pooled_mean_and_std(fake_prepared):
     n, rng = len(data.index), np.random.default_rng(7)
     tables = [rng.normal(size=(n, 7)) for _ in range(3)]
     cks = [ckpt("global", t, fold=k) for k, t in enumerate(tables)]
-    res = ev.evaluate_cell(make_args("global", within=True), data, cks[::-1], [])
+    res = ev.score_cell(make_cell("global", within=True), data, cks[::-1], [])
     y_all = np.array([SEVEN.index(c) for c in labels_of(data, np.arange(n))])
     accs, hits = [], []
     for k, ck in enumerate(cks):
@@ -294,8 +275,8 @@ def test_ferplus_votes_give_two_accuracies(fake_prepared):
     data = open_prepared(root)
     pred = (index["label"].to_numpy() + np.arange(n) % 3) % 8  # right, runner-up, wrong
     table = np.eye(8)[pred]
-    res = ev.evaluate_cell(
-        make_args("global", "ferplus"), data, [ckpt("global", table, CANONICAL)], []
+    res = ev.score_cell(
+        make_cell("global", "ferplus"), data, [ckpt("global", table, CANONICAL)], []
     )
     assert res["ferplus"]["majority_accuracy"] == pytest.approx(res["accuracy"])
     assert res["accuracy"] == pytest.approx(np.mean(np.arange(n) % 3 == 0))
@@ -306,7 +287,7 @@ def test_selection_on_test_is_flagged(demo):
     n = len(demo.index)
     g = ckpt("global", np.zeros((n, 7)))  # selected on val
     r = ckpt("roi", np.zeros((n, 7)), selection="test")
-    res = ev.evaluate_cell(make_args("fused"), demo, [g], [r])
+    res = ev.score_cell(make_cell("fused"), demo, [g], [r])
     assert res["provenance"]["selected_on_test"] is True
     assert res["provenance"]["selection"] == "test"
     assert any("selected_on_test" in w for w in res["warnings"])
@@ -316,28 +297,28 @@ def test_errors_name_the_file(fake_prepared, demo):
     n = len(demo.index)
     only_contempt = ckpt("global", np.zeros((n, 2)), ("neutral", "contempt"))
     with pytest.raises(FerError, match=r"global\.foldNone\.pt.*share no scored class"):
-        ev.evaluate_cell(
-            make_args("global", protocol="reference", target="jaffe"),
+        ev.score_cell(
+            make_cell("global", protocol="reference", target="jaffe"),
             open_prepared(fake_prepared("j", classes=SIX)),
             [only_contempt],
             [],
         )
     no_roi = open_prepared(fake_prepared("noroi", roi_fraction=0.0))
     with pytest.raises(FerError, match=r"index\.csv.*ROIs"):
-        ev.evaluate_cell(make_args("roi"), no_roi, [], [ckpt("roi", np.zeros((n, 7)))])
+        ev.score_cell(make_cell("roi"), no_roi, [], [ckpt("roi", np.zeros((n, 7)))])
     no_test = open_prepared(fake_prepared("notest", test_fraction=0.0))
     with pytest.raises(FerError, match=r"index\.csv: no image"):
-        ev.evaluate_cell(
-            make_args("global", within=True), no_test, [ckpt("global", np.zeros((n, 7)))], []
+        ev.score_cell(
+            make_cell("global", within=True), no_test, [ckpt("global", np.zeros((n, 7)))], []
         )
     orig = ckpt("global", np.zeros((n, 7)), global_input="original")
     with pytest.raises(FerError, match=r"original\.npy: missing"):
-        ev.evaluate_cell(make_args("global"), demo, [orig], [])
+        ev.score_cell(make_cell("global"), demo, [orig], [])
     two = [ckpt("global", np.zeros((n, 7))), ckpt("global", np.zeros((n, 7)))]
     with pytest.raises(FerError, match="one checkpoint per arch"):
-        ev.evaluate_cell(make_args("global"), demo, two, [])
+        ev.score_cell(make_cell("global"), demo, two, [])
     with pytest.raises(FerError, match="fusion-weights"):
-        ev.parse_weights("roi=0.5")
+        parse_weights("roi=0.5")
 
 
 def test_kfold_pairs_must_match(fake_prepared):
@@ -362,7 +343,7 @@ def test_global_input_original_feeds_global_arch_but_not_fusion(fake_prepared):
     g = ckpt("global", zg, global_input="original")
     y = np.array([SEVEN.index(c) for c in labels_of(data, np.arange(n))])
     has = data.index["has_roi"].to_numpy() == 1
-    res = ev.evaluate_cell(make_args("fused"), data, [g], [ckpt("roi", zr)])
+    res = ev.score_cell(make_cell("fused"), data, [g], [ckpt("roi", zr)])
     fused = np.where(has, (0.55 * zr + 0.45 * zg[:n]).argmax(1), zg[:n].argmax(1))
     assert res["accuracy"] == pytest.approx(np.mean(fused == y))
     on_original = zg[n:].argmax(1)
@@ -379,7 +360,7 @@ def test_bad_label_code_names_index_csv(fake_prepared):
     index.to_csv(root / "index.csv", index=False)
     data = open_prepared(root)
     with pytest.raises(FerError, match=r"index\.csv: label column"):
-        ev.evaluate_cell(make_args("global"), data, [ckpt("global", np.zeros((7, 7)))], [])
+        ev.score_cell(make_cell("global"), data, [ckpt("global", np.zeros((7, 7)))], [])
 
 
 def test_device_flag_errors():

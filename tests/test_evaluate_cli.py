@@ -149,7 +149,7 @@ def test_real_models_fused_predictions_match_hand_fusion(fake_prepared, ckpts):
         zr = r.model(prepare_eval(torch.from_numpy(data.faces[rows]), 32), **rois)[0].numpy()
     task = ev.plan_tasks(data, [g], [r], within=False)[0]
     lmap = ev.label_map(list(SEVEN), data, "demo", "shared", g)
-    opts = {"device": torch.device("cpu"), "batch_size": 7, "quiet": True}
+    opts = ev.Inference(torch.device("cpu"), 7, progress=False)
     out = ev.run_task(task, data, lmap, {"roi": 0.55, "global": 0.45}, opts)
     expect = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
     assert out["fused"].tolist() == expect.tolist()

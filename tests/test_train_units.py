@@ -154,7 +154,7 @@ def test_device_resolution():
 
 def test_batches_gather_in_order_numpy_or_pinned_tensors(fake_prepared, monkeypatch):
     from fer.train.data import Batches
-    from fer.train.loop import _inputs
+    from fer.train.loop import Step, _inputs
 
     data = open_prepared(fake_prepared())
     train, _ = build_splits(data, "roi", Recipe(), fold=None)
@@ -169,5 +169,5 @@ def test_batches_gather_in_order_numpy_or_pinned_tensors(fake_prepared, monkeypa
     class Stub:
         uses_rois = True
 
-    inputs = _inputs(pinned, Stub(), (32, 16), torch.device("cpu"), None, True)
+    inputs = _inputs(pinned, Stub(), Step(torch.device("cpu"), (32, 16)), None)
     assert inputs["face"].shape == (4, 3, 32, 32) and inputs["eye"].shape == (4, 3, 16, 16)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from fer.atomic import write_json
+from fer.contracts import ARCHS
 from fer.errors import FerError
-from fer.evaluate.predict import ARCHS, DEFAULT_WEIGHTS, evaluate_cell, load_checkpoints
+from fer.evaluate import EvalCell, evaluate
 from fer.labels import PROTOCOLS
-from fer.prepared import open_prepared
+
+DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -82,24 +83,48 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    """Run one evaluation cell from the command line's arguments; returns the result dict."""
-    needs = {"global": ("global",), "roi": ("roi",), "fused": ("global", "roi")}[args.arch]
-    given = {"global": args.global_ckpt, "roi": args.roi_ckpt}
-    for kind in needs:
-        if not given[kind]:
-            raise FerError(f"--arch {args.arch} needs --{kind}-ckpt")
-    data = open_prepared(args.prepared)
-    g, r = load_checkpoints(given["global"], "global"), load_checkpoints(given["roi"], "roi")
-    return evaluate_cell(args, data, g, r)
+def parse_weights(text: str) -> dict[str, float]:
+    """``"roi=0.55,global=0.45"`` → ``{"roi": 0.55, "global": 0.45}``; both keys required."""
+    out: dict[str, float] = {}
+    for part in str(text).split(","):
+        key, sep, val = part.partition("=")
+        try:
+            out[key.strip()] = float(val)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise FerError(f"--fusion-weights {text!r}: expected roi=W,global=W with numbers")
+    if set(out) != {"roi", "global"}:
+        raise FerError(f"--fusion-weights {text!r}: expected exactly the keys roi and global")
+    return out
+
+
+def cell_from_args(args: argparse.Namespace) -> EvalCell:
+    """The :class:`EvalCell` a parsed command line asks for."""
+    weights = parse_weights(args.fusion_weights)
+    return EvalCell(
+        dataset=args.dataset,
+        target=args.target,
+        arch=args.arch,
+        prepared=args.prepared,
+        global_ckpts=tuple(args.global_ckpt),
+        roi_ckpts=tuple(args.roi_ckpt),
+        within=args.within,
+        protocol=args.protocol,
+        fusion=(weights["roi"], weights["global"]),
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        config_hash=args.config_hash,
+        progress=False if args.no_progress else None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer evaluate``; returns the exit status."""
     args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or args.bootstrap < 0:
-        raise FerError("--batch-size must be ≥ 1 and --bootstrap ≥ 0")
-    result = evaluate(args)
+    result = evaluate(cell_from_args(args))
     write_json(args.out, result, indent=1, default=str)
     acc = result["accuracy"]
     print(
@@ -107,7 +132,3 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['n_images']} images → {args.out}"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,19 +34,16 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
+from fer.evaluate import NEEDS, EvalCell
 from fer.evaluate.scoring import (
     assemble_result,
     fuse,
     label_map,
-    parse_weights,
     target_labels,
     validate_result,
 )
-from fer.prepared import ROI_NAMES, PreparedData
+from fer.prepared import ROI_NAMES, PreparedData, open_prepared
 from fer.provenance import git_sha, resolve_device, versions
-
-ARCHS = ("global", "roi", "fused")
-DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
 
 
 @dataclass
@@ -157,7 +154,17 @@ def _check_array(data: PreparedData, name: str, arr: np.ndarray) -> int:
     return int(arr.shape[1])
 
 
-def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, opts: dict) -> np.ndarray:
+@dataclass(frozen=True)
+class Inference:
+    """How the models run: the torch device, images per forward pass, a progress bar (None: on
+    a terminal only)."""
+
+    device: object  # torch.device
+    batch_size: int = 64
+    progress: bool | None = None
+
+
+def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:
     """Logits (n, C) float32 of ``ck`` on ``rows``; ``arrays`` maps forward() argument names to
     uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used."""
     import torch
@@ -165,14 +172,15 @@ def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, opts: dict) -
 
     from fer.train.augment import prepare_eval
 
-    model, device, bs = ck.model, opts["device"], opts["batch_size"]
+    model, device, bs = ck.model, run.device, run.batch_size
     sizes = {"face": int(ck.meta["face_size"])} | {k: int(ck.meta["roi_size"]) for k in ROI_NAMES}
     model.eval().to(device)
     out = []
     starts = range(0, len(rows), bs)
     desc, start = f"{ck.meta.get('model')} {ck.path.name}", time.perf_counter()
     with torch.inference_mode():
-        for s in tqdm(starts, desc=desc, disable=opts["quiet"], file=sys.stderr, leave=False):
+        quiet = None if run.progress is None else not run.progress
+        for s in tqdm(starts, desc=desc, disable=quiet, file=sys.stderr, leave=False):
             take = np.sort(rows[s : s + bs])
             inputs = {
                 k: prepare_eval(
@@ -216,7 +224,7 @@ def _inputs(data: PreparedData, which: str, ck: Checkpoint) -> tuple[dict, dict]
     return arrays, sizes
 
 
-def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) -> dict:
+def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, run: Inference) -> dict:
     """Predictions of the three archs on one task's scored rows (plus labels, ROI mask, votes)."""
     y, names = target_labels(data, task.rows, lmap["scored"])
     keep = y >= 0
@@ -234,16 +242,16 @@ def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) ->
     z_fg = z_roi = None
     if task.global_ck is not None:
         arrays, sizes = _inputs(data, "global_input", task.global_ck)
-        z_g = predict_logits(task.global_ck, arrays, rows, opts)[:, cols]
+        z_g = predict_logits(task.global_ck, arrays, rows, run)[:, cols]
         res["global"], z_fg = z_g.argmax(1), z_g
         if "global/original" in sizes:  # fusion: Global Net sees the aligned chip (ref §5.1)
             arrays, more = _inputs(data, "faces", task.global_ck)
-            z_fg, sizes = predict_logits(task.global_ck, arrays, rows, opts)[:, cols], sizes | more
+            z_fg, sizes = predict_logits(task.global_ck, arrays, rows, run)[:, cols], sizes | more
         res["resize"].update(sizes)
     if task.roi_ck is not None:
         arrays, sizes = _inputs(data, "rois", task.roi_ck)
         z_roi = np.full((len(rows), len(cols)), np.nan, np.float32)
-        z_roi[has_roi] = predict_logits(task.roi_ck, arrays, rows[has_roi], opts)[:, cols]
+        z_roi[has_roi] = predict_logits(task.roi_ck, arrays, rows[has_roi], run)[:, cols]
         res["roi"] = np.where(has_roi, np.nan_to_num(z_roi, nan=0.0).argmax(1), -1)
         res["resize"].update(sizes)
     if z_fg is not None and z_roi is not None:
@@ -251,19 +259,25 @@ def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, opts: dict) ->
     return res
 
 
-def evaluate_cell(args, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]) -> dict:
+def evaluate_cell(cell: EvalCell) -> dict:
+    """Open the cell's prepared data and checkpoints and score them (:func:`score_cell`)."""
+    data = open_prepared(cell.prepared)
+    g = load_checkpoints(list(cell.global_ckpts), "global")
+    r = load_checkpoints(list(cell.roi_ckpts), "roi")
+    return score_cell(cell, data, g, r)
+
+
+def score_cell(cell: EvalCell, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
     """Score loaded checkpoints on opened prepared data (see fer/schemas/result.schema.json)."""
-    weights = parse_weights(args.fusion_weights)
+    for kind, given in (("global", g), ("roi", r)):
+        if kind in NEEDS[cell.arch] and not given:
+            raise FerError(f"arch {cell.arch} needs {kind} checkpoints (--{kind}-ckpt)")
     classes = model_classes(g + r)
-    lmap = label_map(classes, data, args.target, args.protocol, (g + r)[0])
-    tasks = plan_tasks(data, g, r, args.within)
-    opts = {
-        "device": resolve_device(args.device),
-        "batch_size": args.batch_size,
-        "quiet": True if args.no_progress else None,
-    }
-    outputs = [run_task(t, data, lmap, weights, opts) for t in tasks]
-    env = {"git_sha": git_sha(), "versions": versions(), "device": str(opts["device"])}
-    result = assemble_result(args, data, tasks, outputs, lmap, weights, env)
+    lmap = label_map(classes, data, cell.target, cell.protocol, (g + r)[0])
+    tasks = plan_tasks(data, g, r, cell.within)
+    run = Inference(resolve_device(cell.device), cell.batch_size, cell.progress)
+    outputs = [run_task(t, data, lmap, cell.fusion_weights, run) for t in tasks]
+    env = {"git_sha": git_sha(), "versions": versions(), "device": str(run.device)}
+    result = assemble_result(cell, data, tasks, outputs, lmap, env)
     validate_result(result)
     return result

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import metrics
+from fer.evaluate import EvalCell, metrics
 from fer.labels import CANONICAL, scored_classes
 from fer.prepared import PreparedData
 
@@ -109,7 +109,7 @@ def _fold_rows(tasks, outputs, arch: str) -> list[dict] | None:
     return rows
 
 
-def _provenance(args, tasks, weights: dict, env: dict, resize: dict) -> tuple[dict, list[str]]:
+def _provenance(cell: EvalCell, tasks, env: dict, resize: dict) -> tuple[dict, list[str]]:
     metas: dict[str, list[dict]] = {"global": [], "roi": []}
     paths: dict[str, list[str]] = {"global": [], "roi": []}
     for task in tasks:
@@ -126,37 +126,37 @@ def _provenance(args, tasks, weights: dict, env: dict, resize: dict) -> tuple[di
             "reference did), so within-dataset accuracy is optimistic"
         )
     trained_on = sorted({str(m.get("dataset")) for m in every if m.get("dataset")})
-    if trained_on and trained_on != [args.dataset]:
-        warnings.append(f"checkpoints say dataset {trained_on}, --dataset says {args.dataset!r}")
+    if trained_on and trained_on != [cell.dataset]:
+        warnings.append(f"checkpoints say dataset {trained_on}, the cell says {cell.dataset!r}")
     prov = {
         "checkpoints": {k: v[0] for k, v in metas.items() if v},
         "fold_checkpoints": {k: v for k, v in metas.items() if len(v) > 1} or None,
         "checkpoint_paths": {k: v for k, v in paths.items() if v},
         "selection": "test" if "test" in selections else "/".join(selections),
         "selected_on_test": "test" in selections,
-        "seed": int(args.seed),
-        "bootstrap": int(args.bootstrap),
+        "seed": int(cell.seed),
+        "bootstrap": int(cell.bootstrap),
         "git_sha": env.get("git_sha"),
-        "config_hash": args.config_hash or None,
+        "config_hash": cell.config_hash or None,
         "versions": env.get("versions", {}),
-        "fusion_weights": weights,
+        "fusion_weights": cell.fusion_weights,
         "global_input": sorted({str(m.get("global_input", "aligned")) for m in metas["global"]}),
         "input_resize": {k: v for k, v in resize.items() if v[0] != v[1]},
-        "prepared": str(Path(args.prepared)),
+        "prepared": str(Path(cell.prepared)),
         "device": env.get("device"),
     }
     return prov, warnings
 
 
-def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: dict) -> dict:
+def assemble_result(cell: EvalCell, data, tasks, outputs, lmap: dict, env: dict) -> dict:
     """The result dict of one cell from every task's predictions (see the module docstring)."""
-    scored, arch = lmap["scored"], args.arch
+    scored, arch = lmap["scored"], cell.arch
     y, has_roi = _pool(outputs, "y"), _pool(outputs, "has_roi").astype(bool)
     preds = {a: _pool(outputs, a) for a in ("global", "roi", "fused")}
     if len(y) == 0:
         raise FerError(
-            f"{data.root / 'index.csv'}: no image of {args.target} to score "
-            f"(within={args.within}, scored classes {scored})"
+            f"{data.root / 'index.csv'}: no image of {cell.target} to score "
+            f"(within={cell.within}, scored classes {scored})"
         )
     mask = arch_mask(arch, has_roi)
     if not mask.any():
@@ -166,16 +166,16 @@ def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: 
         )
     result = {
         "schema_version": SCHEMA_VERSION,
-        "dataset": args.dataset,
-        "target": args.target,
-        "adapters": adapters(args, data, tasks),
+        "dataset": cell.dataset,
+        "target": cell.target,
+        "adapters": adapters(cell, data, tasks),
         "arch": arch,
-        "protocol": args.protocol,
-        "within": bool(args.within),
+        "protocol": cell.protocol,
+        "within": bool(cell.within),
         "classes": scored,
         "label_map": lmap,
     }
-    result |= metrics.summarize(y[mask], preds[arch][mask], scored, args.bootstrap, args.seed)
+    result |= metrics.summarize(y[mask], preds[arch][mask], scored, cell.bootstrap, cell.seed)
     full = np.ones_like(has_roi)
     result |= {
         "n_scored": int(len(y)),
@@ -195,7 +195,7 @@ def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: 
     mean, std = metrics.fold_summary([f["accuracy"] for f in folds]) if folds else (None, None)
     result |= {"folds": folds, "fold_mean": mean, "fold_std": std}
     resize = {k: v for o in outputs for k, v in o["resize"].items()}
-    prov, warnings = _provenance(args, tasks, weights, env, resize)
+    prov, warnings = _provenance(cell, tasks, env, resize)
     if arch == "roi":
         warnings.append(f"roi is scored on the ROI subset only: {int(mask.sum())} of {len(y)}")
     result |= {
@@ -206,27 +206,11 @@ def assemble_result(args, data, tasks, outputs, lmap: dict, weights: dict, env: 
     return result
 
 
-def adapters(args, data, tasks) -> dict[str, str]:
+def adapters(cell: EvalCell, data, tasks) -> dict[str, str]:
     """The adapters behind the trained set's and the target's names (report lookups)."""
     metas = [ck.meta for t in tasks for ck in (t.global_ck, t.roi_ck) if ck is not None]
     trained = next((m["adapter"] for m in metas if m.get("adapter")), None)
-    return {"dataset": trained or args.dataset, "target": data.adapter or args.target}
-
-
-def parse_weights(text: str) -> dict[str, float]:
-    """``"roi=0.55,global=0.45"`` → ``{"roi": 0.55, "global": 0.45}``; both keys required."""
-    out: dict[str, float] = {}
-    for part in str(text).split(","):
-        key, sep, val = part.partition("=")
-        try:
-            out[key.strip()] = float(val)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise FerError(f"--fusion-weights {text!r}: expected roi=W,global=W with numbers")
-    if set(out) != {"roi", "global"}:
-        raise FerError(f"--fusion-weights {text!r}: expected exactly the keys roi and global")
-    return out
+    return {"dataset": trained or cell.dataset, "target": data.adapter or cell.target}
 
 
 def label_map(classes: list[str], data: PreparedData, target: str, protocol: str, ck) -> dict:

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-import torch
-
-from fer.provenance import resolve_device
-from fer.train.data import build_splits
-from fer.train.loop import Criterion, build_model, fit
+from fer.train import TrainJob, train
 from fer.train.recipe import Recipe, help_text
-from fer.train.state import RunState, load_state, remove_state, write_outputs
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -77,41 +71,23 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return p
 
 
+def job_from_args(args: argparse.Namespace) -> TrainJob:
+    """The :class:`TrainJob` a parsed command line asks for."""
+    return TrainJob(
+        prepared=args.prepared,
+        arch=args.arch,
+        out=args.out,
+        recipe=Recipe.from_json(args.recipe),
+        fold=args.fold,
+        state_dir=args.state_dir,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+        keep_state=args.keep_state,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `fer train`; returns 0, or raises FerError on user-fixable problems."""
-    from fer.prepared import open_prepared
-
-    args = get_args_parser().parse_args(argv)
-    recipe = Recipe.from_json(args.recipe)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    data = open_prepared(args.prepared)
-    train, val = build_splits(data, args.arch, recipe, args.fold)
-    sizes = (recipe.face_size or data.face_size, recipe.roi_size or data.roi_size)
-    model, optimizer, scheduler = build_model(args.arch, recipe, len(data.classes), sizes, device)
-    state_dir = args.state_dir or args.out.parent / ".state" / args.out.stem
-    run = RunState(args=args, recipe=recipe, data=data, model=model, optimizer=optimizer,
-                   scheduler=scheduler, criterion=Criterion(recipe).to(device),
-                   state_dir=state_dir, sizes=sizes, device=device,
-                   n_train=len(train), n_val=len(val))  # fmt: skip
-    run.ctx = {"device": device, "sizes": sizes, "channels_last": recipe.channels_last,
-               "amp": recipe.amp == "bf16", "state_where": "none"}  # fmt: skip
-    resumed = load_state(run)
-    if resumed:
-        print(f"resuming {args.out} after epoch {run.epochs_done} from {run.state_path}",
-              file=sys.stderr)  # fmt: skip
-    fit(run, data, train, val, progress=not args.no_progress)
-    run.model.load_state_dict(run.best_state)
-    write_outputs(run, train, val)
-    if not args.keep_state:
-        remove_state(run)
-    print(f"wrote {args.out} (best epoch {run.best_epoch}, {val.name}_acc "
-          f"{run.best_acc:.4f})", file=sys.stderr)  # fmt: skip
+    train(job_from_args(get_args_parser().parse_args(argv)))
     return 0
-
-
-if __name__ == "__main__":
-    from fer.cli import main as cli_main
-
-    sys.exit(cli_main(["train", *sys.argv[1:]]))

@@ -1,20 +1,21 @@
 """The training loop of `fer train`: one trainer for every data set and both models (reference §3).
 
 Shape of torchvision's references/classification/train.py: :func:`train_one_epoch`,
-:func:`evaluate`, :func:`fit` (the command line is :mod:`fer.train.cli`). The recipe
-(``--recipe`` JSON, :mod:`fer.train.recipe`) holds every knob; data comes from ``fer.prepared``
-through :mod:`fer.train.data`; the checkpoint is chosen on the validation split (``selection:
-val``), or, to reproduce the reference's table only, on the test split (``selection: test``,
-marked everywhere).
+:func:`evaluate`, :func:`fit`, and :func:`run_job` for a whole :class:`~fer.train.TrainJob` (the
+command line is :mod:`fer.train.cli`). The recipe (:mod:`fer.train.recipe`) holds every knob;
+data comes from ``fer.prepared`` through :mod:`fer.train.data`; the checkpoint is chosen on the
+validation split (``selection: val``), or, to reproduce the reference's table only, on the test
+split (``selection: test``, marked everywhere).
 
-After every epoch the full training state is written atomically to ``--state-dir``; a killed run
-restarted with the same arguments resumes there and ends with the same metrics.
+After every epoch the full training state is written atomically to the job's state folder; a
+killed run restarted with the same job resumes there and ends with the same metrics.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,12 +24,30 @@ from tqdm import tqdm
 
 from fer.errors import FerError
 from fer.models import create_model
+from fer.provenance import resolve_device
+from fer.train import TrainJob
 from fer.train.augment import augment, prepare_eval
-from fer.train.data import Batches, Split, epoch_order
+from fer.train.data import Batches, Split, build_splits, epoch_order
 from fer.train.recipe import Recipe
-from fer.train.state import RunState, save_state
+from fer.train.state import RunState, load_state, remove_state, save_state, write_outputs
 
 NAN_CHECK_EVERY = 10  # steps between host syncs that look for a non-finite loss
+
+
+@dataclass(frozen=True)
+class Step:
+    """How a batch becomes model inputs: the device, the (face, ROI) input sides, the memory
+    format and bf16 autocast."""
+
+    device: torch.device
+    sizes: tuple[int, int]
+    channels_last: bool = True
+    amp: bool = True
+
+    @classmethod
+    def of(cls, recipe: Recipe, sizes: tuple[int, int], device: torch.device) -> Step:
+        """The step settings a recipe asks for."""
+        return cls(device, tuple(sizes), recipe.channels_last, recipe.amp == "bf16")
 
 
 class Criterion(nn.Module):
@@ -49,12 +68,12 @@ class Criterion(nn.Module):
         return self.base(outputs.float(), target)
 
 
-def _inputs(batch: dict, model, sizes, device, gen: torch.Generator | None, cl: bool) -> dict:
-    """Move a uint8 batch to ``device`` and build the model's keyword inputs."""
-    out = {}
+def _inputs(batch: dict, model, step: Step, gen: torch.Generator | None) -> dict:
+    """Move a uint8 batch to the step's device and build the model's keyword inputs."""
+    out, cl = {}, step.channels_last
     for key in ("face", "eye", "nose", "mouth") if model.uses_rois else ("face",):
-        t = torch.as_tensor(batch[key]).to(device, non_blocking=True)
-        size = sizes[0] if key == "face" else sizes[1]
+        t = torch.as_tensor(batch[key]).to(step.device, non_blocking=True)
+        size = step.sizes[0] if key == "face" else step.sizes[1]
         out[key] = augment(t, size, gen, cl) if gen is not None else prepare_eval(t, size, cl)
     return out
 
@@ -81,16 +100,22 @@ def _check_finite(losses: list, epoch: int, first_step: int, where: str) -> None
         )
 
 
-def train_one_epoch(model, criterion, optimizer, batches, ctx, epoch: int, gen, bar=None) -> dict:
-    """One pass over ``batches`` (iterable of uint8 batch dicts); returns loss, acc, images, s."""
+def train_one_epoch(
+    model, criterion, optimizer, batches, step: Step, epoch: int, gen, bar=None, last_good="none"
+) -> dict:
+    """One pass over ``batches`` (iterable of uint8 batch dicts); returns loss, acc, images, s.
+
+    ``gen`` draws the augmentation (None: none); ``last_good`` names the state a non-finite loss
+    error points the user to.
+    """
     model.train()
-    device, sizes, cl = ctx["device"], ctx["sizes"], ctx["channels_last"]
+    device = step.device
     losses, seen, correct = [], 0, torch.zeros((), device=device)
     start = time.perf_counter()
-    for step, batch in enumerate(batches, start=1):
-        inputs = _inputs(batch, model, sizes, device, gen, cl)
+    for i, batch in enumerate(batches, start=1):
+        inputs = _inputs(batch, model, step, gen)
         label, target = _target(batch, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx["amp"]):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.amp):
             outputs = model(**inputs)
         loss = criterion(outputs, target)
         optimizer.zero_grad(set_to_none=True)
@@ -99,9 +124,8 @@ def train_one_epoch(model, criterion, optimizer, batches, ctx, epoch: int, gen, 
         losses.append(loss.detach())
         correct += (_main_logits(outputs).argmax(1) == label).sum()
         seen += len(label)
-        if step % NAN_CHECK_EVERY == 0:
-            _check_finite(losses[-NAN_CHECK_EVERY:], epoch, step - NAN_CHECK_EVERY + 1,
-                          ctx["state_where"])  # fmt: skip
+        if i % NAN_CHECK_EVERY == 0:
+            _check_finite(losses[-NAN_CHECK_EVERY:], epoch, i - NAN_CHECK_EVERY + 1, last_good)
             if bar is not None:
                 rate = seen / (time.perf_counter() - start)
                 bar.set_postfix(loss=f"{losses[-1].item():.3f}", img_s=f"{rate:.1f}")
@@ -111,22 +135,22 @@ def train_one_epoch(model, criterion, optimizer, batches, ctx, epoch: int, gen, 
         raise FerError(f"epoch {epoch}: no training batch (too few rows for batch size?)")
     done = len(losses) - len(losses) % NAN_CHECK_EVERY
     if done < len(losses):
-        _check_finite(losses[done:], epoch, done + 1, ctx["state_where"])
+        _check_finite(losses[done:], epoch, done + 1, last_good)
     mean_loss = torch.stack(losses).float().mean().item()
     seconds = time.perf_counter() - start
     return {"loss": mean_loss, "acc": correct.item() / seen, "images": seen, "seconds": seconds}
 
 
 @torch.inference_mode()
-def evaluate(model, criterion, batches, ctx) -> dict:
+def evaluate(model, criterion, batches, step: Step) -> dict:
     """Main-head loss and accuracy over ``batches`` in eval mode (no augmentation)."""
     model.eval()
-    device = ctx["device"]
+    device = step.device
     loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
     for batch in batches:
-        inputs = _inputs(batch, model, ctx["sizes"], device, None, ctx["channels_last"])
+        inputs = _inputs(batch, model, step, None)
         label, target = _target(batch, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx["amp"]):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.amp):
             logits = _main_logits(model(**inputs))
         loss_sum += criterion.base(logits.float(), target) * len(label)
         correct += (logits.argmax(1) == label).sum()
@@ -150,9 +174,9 @@ def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device):
     return model, optimizer, scheduler
 
 
-def fit(run: RunState, data, train: Split, val: Split, progress: bool) -> None:
+def fit(run: RunState, data, train: Split, val: Split) -> None:
     """Run the remaining epochs of ``run``, saving its state after each one."""
-    r, ctx = run.recipe, run.ctx
+    r = run.recipe
     n_classes = len(data.classes)
     pin = run.device.type == "cuda"
     train_b = Batches(data, run.arch, train, r.global_input, pin)
@@ -160,23 +184,76 @@ def fit(run: RunState, data, train: Split, val: Split, progress: bool) -> None:
     val_order = np.arange(len(val))
     for epoch in range(run.epochs_done + 1, r.epochs + 1):
         lr = run.optimizer.param_groups[0]["lr"]
-        ctx["state_where"] = (f"{run.state_path} (after epoch {run.epochs_done}, intact)"
-                              if run.epochs_done else "none (no epoch completed)")  # fmt: skip
+        last_good = (
+            f"{run.state_path} (after epoch {run.epochs_done}, intact)"
+            if run.epochs_done
+            else "none (no epoch completed)"
+        )
         order = epoch_order(train, r, n_classes, run.sampler_gen)
-        steps = -(-len(order) // r.batch_size)
-        with tqdm(total=steps, desc=f"{run.arch} epoch {epoch}/{r.epochs}", unit="batch",
-                  file=sys.stderr, disable=not progress, leave=False,
-                  mininterval=0.5 if sys.stderr.isatty() else 30) as bar:  # fmt: skip
-            stats = train_one_epoch(run.model, run.criterion, run.optimizer,
-                                    train_b.iterate(order, r.batch_size, r.workers, True),
-                                    ctx, epoch, run.aug_gen if r.augment else None,
-                                    bar)  # fmt: skip
+        with tqdm(
+            total=-(-len(order) // r.batch_size),
+            desc=f"{run.arch} epoch {epoch}/{r.epochs}",
+            unit="batch",
+            file=sys.stderr,
+            disable=not run.job.progress,
+            leave=False,
+            mininterval=0.5 if sys.stderr.isatty() else 30,
+        ) as bar:
+            batches = train_b.iterate(order, r.batch_size, r.workers, True)
+            gen = run.aug_gen if r.augment else None
+            stats = train_one_epoch(
+                run.model, run.criterion, run.optimizer, batches, run.step, epoch, gen, bar,
+                last_good,
+            )  # fmt: skip
         run.scheduler.step()
-        ev = evaluate(run.model, run.criterion,
-                      val_b.iterate(val_order, r.eval_batch_size, r.workers), ctx)  # fmt: skip
+        batches = val_b.iterate(val_order, r.eval_batch_size, r.workers)
+        ev = evaluate(run.model, run.criterion, batches, run.step)
         run.record(epoch, lr, stats, ev)
         save_state(run)
-        print(f"epoch {epoch}/{r.epochs} lr {lr:.3g} train_loss {stats['loss']:.4f} train_acc "
-              f"{stats['acc']:.4f} {val.name}_loss {ev['loss']:.4f} {val.name}_acc "
-              f"{ev['acc']:.4f} ({stats['images'] / stats['seconds']:.1f} img/s)",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"epoch {epoch}/{r.epochs} lr {lr:.3g} train_loss {stats['loss']:.4f} train_acc "
+            f"{stats['acc']:.4f} {val.name}_loss {ev['loss']:.4f} {val.name}_acc "
+            f"{ev['acc']:.4f} ({stats['images'] / stats['seconds']:.1f} img/s)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def run_job(job: TrainJob) -> RunState:
+    """Train ``job`` to the end: resume its state if one fits, fit, write the outputs."""
+    from fer.prepared import open_prepared
+
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    device = resolve_device(job.device)
+    data = open_prepared(job.prepared)
+    recipe = job.recipe
+    train, val = build_splits(data, job.arch, recipe, job.fold)
+    sizes = (recipe.face_size or data.face_size, recipe.roi_size or data.roi_size)
+    model, optimizer, scheduler = build_model(job.arch, recipe, len(data.classes), sizes, device)
+    run = RunState(
+        job=job,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        criterion=Criterion(recipe).to(device),
+        step=Step.of(recipe, sizes, device),
+        n_train=len(train),
+        n_val=len(val),
+    )
+    if load_state(run):
+        print(
+            f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}",
+            file=sys.stderr,
+        )
+    fit(run, data, train, val)
+    run.model.load_state_dict(run.best_state)
+    write_outputs(run, train, val)
+    if not job.keep_state:
+        remove_state(run)
+    print(
+        f"wrote {job.out} (best epoch {run.best_epoch}, {val.name}_acc {run.best_acc:.4f})",
+        file=sys.stderr,
+    )
+    return run

@@ -1,10 +1,10 @@
 """Training run state for `fer train`: atomic per-epoch resume files and the final outputs.
 
-The state file (``<state-dir>/last.pt``, read with ``weights_only=True``) holds everything that
-makes a resumed run continue bit-for-bit: model, optimizer, epoch (the MultiStepLR position), the
-global, sampler and augmentation RNG states, the history and the best weights so far. It is
-written through :mod:`fer.atomic`, so a kill at any moment leaves the last complete
-epoch on disk.
+The state file (``<state folder>/last.pt``, read with ``weights_only=True``) holds everything
+that makes a resumed run continue bit-for-bit: model, optimizer and LR scheduler (each its
+``state_dict()``), the epoch, the global, sampler and augmentation RNG states, the history and
+the best weights so far. It is written through :mod:`fer.atomic`, so a kill at any moment leaves
+the last complete epoch on disk.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from fer.atomic import atomic_write, save_torch, write_json
 from fer.contracts import HISTORY_COLUMNS
 from fer.provenance import git_sha, versions
 
+STATE_FORMAT = 2  # bump when the resume file's layout changes: older files then start over
 TEST_WARNING = (
     "selection: test - the best epoch was chosen on the TEST split, as the reference did, so "
     "test accuracies of this checkpoint are optimistically biased; use only to reproduce the "
@@ -36,19 +37,15 @@ TEST_WARNING = (
 class RunState:
     """Everything one training run carries between epochs (and across a resume)."""
 
-    args: Any
-    recipe: Any
-    data: Any
+    job: Any  # fer.train.TrainJob
+    data: Any  # fer.prepared.PreparedData
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    scheduler: torch.optim.lr_scheduler.LRScheduler
     criterion: torch.nn.Module
-    state_dir: Path
-    sizes: tuple[int, int]
-    device: torch.device
+    step: Any  # fer.train.loop.Step: device, input sizes, memory format, autocast
     n_train: int
     n_val: int
-    ctx: dict = field(default_factory=dict)
     epochs_done: int = 0
     history: list = field(default_factory=list)
     best_epoch: int = 0
@@ -59,24 +56,49 @@ class RunState:
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
-        self.arch = self.args.arch
-        # the workflow's name for the data set, else the one its manifest recorded
-        self.dataset = self.recipe.dataset or str(self.data.summary.get("dataset") or "")
         self.sampler_gen = torch.Generator().manual_seed(self.recipe.seed)
         self.aug_gen = torch.Generator(device=self.device).manual_seed(self.recipe.seed + 1)
 
     @property
+    def recipe(self):
+        return self.job.recipe
+
+    @property
+    def arch(self) -> str:
+        return self.job.arch
+
+    @property
+    def device(self) -> torch.device:
+        return self.step.device
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        return self.step.sizes
+
+    @property
+    def dataset(self) -> str:
+        """The workflow's name for the data set, else the one its manifest recorded."""
+        return self.recipe.dataset or str(self.data.summary.get("dataset") or "")
+
+    @property
     def state_path(self) -> Path:
-        """The resume file, ``<state-dir>/last.pt``."""
-        return Path(self.state_dir) / "last.pt"
+        """The resume file, ``<state folder>/last.pt``."""
+        return self.job.state_folder / "last.pt"
 
     def fingerprint(self) -> dict:
         """What must match for a saved state to be resumed (else training starts over); the
         device type too, as CPU and CUDA generator states differ."""
-        return {"recipe": self.recipe.fingerprint(), "arch": self.arch, "fold": self.args.fold,
-                "classes": list(self.data.classes), "sizes": list(self.sizes),
-                "n_train": self.n_train, "n_val": self.n_val,
-                "device": self.device.type}  # fmt: skip
+        return {
+            "state_format": STATE_FORMAT,
+            "recipe": self.recipe.fingerprint(),
+            "arch": self.arch,
+            "fold": self.job.fold,
+            "classes": list(self.data.classes),
+            "sizes": list(self.sizes),
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "device": self.device.type,
+        }
 
     def record(self, epoch: int, lr: float, stats: dict, ev: dict) -> None:
         """Append one history row; keep a CPU copy of the weights when val accuracy improves."""
@@ -102,7 +124,8 @@ def save_state(run: RunState) -> None:
         "fingerprint": run.fingerprint(), "epochs_done": run.epochs_done,
         "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "rng": torch.get_rng_state(), "sampler_rng": run.sampler_gen.get_state(),
-        "aug_rng": run.aug_gen.get_state(), "history": run.history,
+        "aug_rng": run.aug_gen.get_state(), "scheduler": run.scheduler.state_dict(),
+        "history": run.history,
         "best_epoch": run.best_epoch, "best_acc": run.best_acc,
         # the best weights are the current ones when this epoch improved: no second copy
         "best_state": None if run.best_epoch == run.epochs_done else run.best_state,
@@ -127,8 +150,7 @@ def load_state(run: RunState) -> bool:
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.epochs_done = run.resumed_from = int(state["epochs_done"])
-    run.scheduler.last_epoch = run.epochs_done
-    run.scheduler._last_lr = [g["lr"] for g in run.optimizer.param_groups]
+    run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])
     run.sampler_gen.set_state(state["sampler_rng"])
     run.aug_gen.set_state(state["aug_rng"])
@@ -169,7 +191,7 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         "adapter": run.data.adapter or run.dataset,
         "seed": r.seed, "selection": r.selection,
         "global_input": r.global_input if run.arch == "global" else "aligned",
-        "fold": run.args.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
+        "fold": run.job.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
         "git_sha": sha, "config_hash": r.config_hash or r.fingerprint(), "recipe": r.to_dict(),
         "selected_on_test": r.selection == "test", "init": getattr(run.model, "fer_init", None),
         **({"warning": TEST_WARNING} if r.selection == "test" else {}),
@@ -180,7 +202,7 @@ def write_outputs(run: RunState, train, val) -> None:
     """Write ``{out stem}.history.csv``, ``{out stem}.run.json``, then the checkpoint ``{out}``."""
     from fer.models import save_checkpoint
 
-    out = Path(run.args.out)
+    out = Path(run.job.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.parent / out.stem
     sha = git_sha()
@@ -191,8 +213,8 @@ def write_outputs(run: RunState, train, val) -> None:
         writer.writerows({**row, "validated_on": val.name} for row in run.history)
     info = {
         "recipe": run.recipe.to_dict(), "dataset": run.dataset, "arch": run.arch,
-        "prepared": str(run.args.prepared),
-        "out": str(out), "fold": run.args.fold, "seed": run.recipe.seed, "git_sha": sha,
+        "prepared": str(run.job.prepared),
+        "out": str(out), "fold": run.job.fold, "seed": run.recipe.seed, "git_sha": sha,
         "versions": versions(), "hardware": hardware(run.device),
         "selection": run.recipe.selection, "validated_on": val.name,
         "selected_on_test": run.recipe.selection == "test",
