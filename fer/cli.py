@@ -1,10 +1,19 @@
-"""The ``fer`` command: one verb per pipeline stage, each a module with ``main(argv)``."""
+"""The ``fer`` command: one verb per pipeline stage, each a module with ``main(argv)``.
+
+``fer --log FILE <verb> ...`` sends everything the verb prints (and what libraries and worker
+processes write to the same descriptors) to FILE; when the verb fails, its last line — fer's
+one-line error — is also written to the terminal. The workflow runs every job this way.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
 
 from fer import __version__
 from fer.errors import FerError
@@ -28,25 +37,98 @@ def build_parser() -> argparse.ArgumentParser:
         "(reproducible pipeline). Run `fer <verb> --help` for a verb's options.",
     )
     parser.add_argument("--version", action="version", version=f"fer {__version__}")
+    parser.add_argument(
+        "--log",
+        metavar="FILE",
+        help="write everything the verb prints to FILE; on failure also print its last line "
+        "(the error) to the terminal",
+    )
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     for verb, (_, text) in VERBS.items():
         sub.add_parser(verb, help=text, add_help=False)
     return parser
 
 
+def run_verb(verb: str, argv: list[str]) -> int:
+    """Run one verb; a :class:`FerError` becomes ``error: <message>`` on stderr and exit 2."""
+    module = importlib.import_module(VERBS[verb][0])
+    try:
+        return int(module.main(argv) or 0)
+    except FerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextmanager
+def _redirected(path: Path):
+    """Point file descriptors 1 and 2 (and sys.stdout/err) at ``path``; yields the terminal's
+    stderr as a writable file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "w", buffering=1, encoding="utf-8", errors="replace") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        terminal = os.fdopen(os.dup(saved[1]), "w", buffering=1)
+        try:
+            yield terminal
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1].strip() if lines else ""
+
+
+def run_logged(log: Path, verb: str, argv: list[str]) -> int:
+    """:func:`run_verb` with its output in ``log``; a failure's last line also on the terminal."""
+    try:
+        with _redirected(log) as terminal:
+            try:
+                rc = run_verb(verb, argv)
+            except SystemExit as exc:  # argparse's usage errors, sys.exit in a verb
+                rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, str):
+                    print(exc.code, file=sys.stderr)
+            except KeyboardInterrupt:
+                print("interrupted", file=sys.stderr)
+                rc = 130
+            except Exception:  # a bug: the traceback goes to the log, its last line out
+                traceback.print_exc()
+                rc = 1
+            if rc != 0:
+                print(f"{_last_line(log)} (log: {log})", file=terminal)
+            return rc
+    except OSError as exc:
+        print(f"error: {log}: cannot write the log ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    log = None
+    if argv[:1] == ["--log"] and len(argv) > 1:
+        log, argv = Path(argv[1]), argv[2:]
+    elif argv and argv[0].startswith("--log="):
+        log, argv = Path(argv[0].removeprefix("--log=")), argv[1:]
     parser = build_parser()
     if not argv or argv[0] not in VERBS:
         parser.parse_args(argv or ["--help"])
         return 2
-    verb, rest = argv[0], argv[1:]
-    module = importlib.import_module(VERBS[verb][0])
-    try:
-        return int(module.main(rest) or 0)
-    except FerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if log is not None:
+        return run_logged(log, argv[0], argv[1:])
+    return run_verb(argv[0], argv[1:])
 
 
 if __name__ == "__main__":

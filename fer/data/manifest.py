@@ -12,6 +12,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -203,5 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m fer.data.manifest: the same as `fer manifest`
+    from fer.cli import main as cli_main
+
+    raise SystemExit(cli_main(["manifest", *sys.argv[1:]]))

@@ -1,12 +1,7 @@
-"""``python -m fer.report``: the same as ``fer report``."""
+"""``python -m fer.report``: the same as ``fer report`` (errors printed as one line)."""
 
 import sys
 
-from fer.errors import FerError
-from fer.report import main
+from fer.cli import main
 
-try:
-    sys.exit(main())
-except FerError as exc:
-    print(f"error: {exc}", file=sys.stderr)
-    sys.exit(2)
+sys.exit(main(["report", *sys.argv[1:]]))

@@ -70,12 +70,20 @@ def _validate(cfg):
 _validate(config)
 
 
+def _folds():
+    """Fold numbers any k-fold data set of the config has."""
+    k = max(
+        [entry.get("kfold") or 0 for entry in config["datasets"].values()], default=0
+    )
+    return "|".join(str(i) for i in range(k)) or "none"
+
+
 wildcard_constraints:
     dataset="|".join(config["datasets"]),
     target="|".join(config["datasets"]),
-    arch="global|roi|fused",
-    model="global|roi",
-    fold=r"\d+",
+    arch="|".join(config["archs"]),
+    model="|".join(MODELS),
+    fold=_folds(),
 
 
 def ds(name):
@@ -268,6 +276,11 @@ def prepared_dir(wildcards):
     return (
         f"resources/{getattr(wildcards, 'target', None) or wildcards.dataset}/prepared"
     )
+
+
+def fold_flag(wildcards):
+    """`--fold K` for a k-fold training job (rule train_fold), else nothing."""
+    return f"--fold {wildcards.fold}" if hasattr(wildcards, "fold") else ""
 
 
 def within_flag(wildcards):

@@ -16,9 +16,9 @@ rule generate_demo:
         test_subjects=config["demo"]["test_subjects"],
         size=config["demo"]["size"],
     shell:
-        "fer demo --out {output} --seed {params.seed} --subjects {params.subjects}"
+        "fer --log {log} demo --out {output} --seed {params.seed} --subjects {params.subjects}"
         " --images-per-class {params.per_class} --test-subjects {params.test_subjects}"
-        " --size {params.size} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --size {params.size}"
 
 
 rule build_manifest:
@@ -40,7 +40,7 @@ rule build_manifest:
         kfold=ds_param("kfold"),
         seed=ds_param("seed"),
     shell:
-        "fer manifest --dataset {wildcards.dataset} --adapter {params.adapter}"
+        "fer --log {log} manifest --dataset {wildcards.dataset} --adapter {params.adapter}"
         " --root {params.root:q} --options {params.options:q}"
         " --val-fraction {params.val_fraction} {params.kfold} --seed {params.seed}"
-        " --out {output.manifest} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --out {output.manifest}"

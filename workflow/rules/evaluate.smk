@@ -28,10 +28,10 @@ rule evaluate_cell:
         batch_size=config["evaluate"]["batch_size"],
         config_hash=evaluate_hash,
     shell:
-        "fer evaluate --dataset {wildcards.dataset} --target {wildcards.target}"
+        "fer --log {log} evaluate --dataset {wildcards.dataset} --target {wildcards.target}"
         " --arch {wildcards.arch} --prepared {params.prepared}"
         " --global-ckpt {input.global_ckpt} --roi-ckpt {input.roi_ckpt} {params.within}"
         " --protocol {params.protocol}"
         " --fusion-weights roi={params.w_roi},global={params.w_global}"
         " --bootstrap {params.bootstrap} --seed {params.seed} --batch-size {params.batch_size}"
-        " --config-hash {params.config_hash} --out {output} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --config-hash {params.config_hash} --out {output}"

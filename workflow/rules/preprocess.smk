@@ -40,8 +40,8 @@ rule prepare_faces:
         keep_original="--keep-original" if config["preprocess"]["keep_original"] else "",
         out=prepared_dir,
     shell:
-        "fer prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
+        "fer --log {log} prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
         " --detector {params.detector} --face-size {params.face_size}"
         " --roi-size {params.roi_size} --padding {params.padding}"
         " --batch-size {params.batch_size} --workers {threads} {params.keep_original}"
-        " > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        ""

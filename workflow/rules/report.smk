@@ -23,6 +23,6 @@ rule render_report:
         title=config["title"],
         benchmarks=expected_benchmarks(),
     shell:
-        "fer report --cells {params.cells:q} --histories {input.histories}"
+        "fer --log {log} report --cells {params.cells:q} --histories {input.histories}"
         " --prepared-summaries {input.summaries} --benchmarks $(ls {params.benchmarks} 2>/dev/null)"
-        " --config {params.config:q} --title {params.title:q} --out {output} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        " --config {params.config:q} --title {params.title:q} --out {output}"

@@ -23,15 +23,14 @@ rule train_model:
     params:
         recipe=recipe_param,
         prepared=prepared_dir,
+        fold=fold_flag,
     shell:
-        "fer train --prepared {params.prepared} --arch {wildcards.model}"
-        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
+        "fer --log {log} train --prepared {params.prepared} --arch {wildcards.model} {params.fold}"
+        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt}"
 
 
-rule train_fold:
-    input:
-        prepared="resources/{dataset}/prepared/index.csv",
-        init=init_inputs,
+# k-fold data sets (CK+): one model per held-out fold, otherwise the same job.
+use rule train_model as train_fold with:
     output:
         ckpt="models/{dataset}/{model}.fold{fold}.pt",
         history="models/{dataset}/{model}.fold{fold}.history.csv",
@@ -40,16 +39,3 @@ rule train_fold:
         "logs/train_fold/{dataset}/{model}.fold{fold}.log",
     benchmark:
         "benchmarks/train_fold/{dataset}/{model}.fold{fold}.tsv"
-    conda:
-        "../envs/fer.yaml"
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=mem_mb_for(4000, 10),
-        runtime=runtime_for(30, 10),
-    params:
-        recipe=recipe_param,
-        prepared=prepared_dir,
-    shell:
-        "fer train --prepared {params.prepared} --arch {wildcards.model} --fold {wildcards.fold}"
-        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt} > {log} 2>&1 || (tail -n 1 {log} >&2; exit 1)"
