@@ -18,6 +18,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from common import add_model_options, start
 
 from fer.models import create_model, example_inputs, gflops_per_image, list_models
 
@@ -35,14 +36,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         choices=["fp32", "bf16-cl"],
         help="precision/layout modes to time",
     )
-    p.add_argument("--batch-size", type=int, default=16, help="images per step")
-    p.add_argument("--face-size", type=int, default=224, help="face input side (reference 224)")
-    p.add_argument("--roi-size", type=int, default=90, help="ROI input side (reference 90)")
+    add_model_options(p, batch=16)
     p.add_argument("--num-classes", type=int, default=7, help="output classes")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations before timing")
     p.add_argument("--iters", type=int, default=3, help="timed iterations per measurement")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     return p
 
@@ -110,12 +107,7 @@ def bench_one(arch: str, mode: str, args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     """Print one row per (model, mode), GFLOPs per image first."""
     args = get_args_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}, "
-        f"batch {args.batch_size}, face {args.face_size}, roi {args.roi_size}"
-    )
+    start(args)
     rows = []
     for arch in args.models:
         model = create_model(arch, args.num_classes, args.face_size, args.roi_size)

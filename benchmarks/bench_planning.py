@@ -65,10 +65,20 @@ def snakemake_cmd(configfile: Path, workdir: Path, *extra: str, args: tuple = ()
     The target comes first: `--configfile` takes several values and would swallow it.
     """
     return [
-        sys.executable, *extra, "-m", "snakemake", "-n", TARGET,
-        "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
-        "--configfile", str(configfile), *args,
-    ]  # fmt: skip
+        sys.executable,
+        *extra,
+        "-m",
+        "snakemake",
+        "-n",
+        TARGET,
+        "--snakefile",
+        str(SNAKEFILE),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *args,
+    ]
 
 
 def job_counts(stdout: str) -> dict[str, int]:
@@ -148,7 +158,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=3,
         help="dry runs per grid; min and median are printed (default: 3)",
     )
-    return p  # fmt: skip
+    return p
 
 
 def main(argv=None) -> int:

@@ -156,9 +156,16 @@ def compare(ours: list[dict], ref_boxes: list) -> dict:
 def result_line(run: str, seconds: float, cpu: float, statuses: list[str], **extra) -> str:
     """One JSON line: faces/s (wall), faces per CPU-second, ROI coverage, status counts."""
     n, counts = len(statuses), Counter(statuses)
-    line = {"run": run, **extra, "n": n, "seconds": round(seconds, 2),
-            "faces_per_s": round(n / seconds, 1), "faces_per_cpu_s": round(n / max(cpu, 1e-9), 1),
-            "roi_coverage": round(counts["ok"] / n, 4), "statuses": dict(counts)}  # fmt: skip
+    line = {
+        "run": run,
+        **extra,
+        "n": n,
+        "seconds": round(seconds, 2),
+        "faces_per_s": round(n / seconds, 1),
+        "faces_per_cpu_s": round(n / max(cpu, 1e-9), 1),
+        "roi_coverage": round(counts["ok"] / n, 4),
+        "statuses": dict(counts),
+    }
     return json.dumps(line)
 
 

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from common import add_model_options, start
 
 from fer.models import create_model, gflops_per_image
 from fer.train.loop import Criterion, Step, build_model, train_one_epoch
@@ -31,20 +32,18 @@ REFERENCE = {"global": 17.4, "roi": 3.45}
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="+", default=["global", "roi"], help="models to time")
-    p.add_argument("--batch-size", type=int, default=16, help="images per train step")
     p.add_argument("--steps", type=int, default=3, help="timed steps per setting (after 1 warm-up)")
-    p.add_argument("--face-size", type=int, default=224, help="whole-face input side")
-    p.add_argument("--roi-size", type=int, default=90, help="ROI input side")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_model_options(p, batch=16)
     return p
 
 
 def batches(n: int, bs: int, face: int, roi: int, classes: int = 7):
     rng = np.random.default_rng(0)
     for _ in range(n):
-        b = {"face": rng.integers(0, 256, (bs, face, face, 3), dtype=np.uint8),
-             "label": rng.integers(0, classes, bs)}  # fmt: skip
+        b = {
+            "face": rng.integers(0, 256, (bs, face, face, 3), dtype=np.uint8),
+            "label": rng.integers(0, classes, bs),
+        }
         for k in ("eye", "nose", "mouth"):
             b[k] = rng.integers(0, 256, (bs, roi, roi, 3), dtype=np.uint8)
         yield b
@@ -86,25 +85,29 @@ def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, repeat: int = 10) 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(f"batch {args.batch_size}, face {args.face_size}, roi {args.roi_size}, "
-          f"{torch.get_num_threads()} threads, device {args.device}")  # fmt: skip
-    peak = {"fp32": gemm_peak(torch.float32, args.device),
-            "bf16": gemm_peak(torch.bfloat16, args.device)}  # fmt: skip
+    start(args)
+    peak = {
+        "fp32": gemm_peak(torch.float32, args.device),
+        "bf16": gemm_peak(torch.bfloat16, args.device),
+    }
     print(f"GEMM peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     for arch in args.archs:
         fp32 = bench(arch, False, args)
         fast = bench(arch, True, args)
-        print(f"{arch:6s} fp32 {fp32:7.2f} img/s | bf16+channels_last {fast:7.2f} img/s "
-              f"({fast / fp32:.2f}x fp32, {fast / REFERENCE[arch]:.2f}x reference "
-              f"{REFERENCE[arch]} img/s)", flush=True)  # fmt: skip
+        print(
+            f"{arch:6s} fp32 {fp32:7.2f} img/s | bf16+channels_last {fast:7.2f} img/s "
+            f"({fast / fp32:.2f}x fp32, {fast / REFERENCE[arch]:.2f}x reference "
+            f"{REFERENCE[arch]} img/s)",
+            flush=True,
+        )
         train_gflop = 3 * gflops_per_image(create_model(arch, 7, args.face_size, args.roi_size))
         for name, rate in (("fp32", fp32), ("bf16", fast)):
             ceiling = peak[name] / train_gflop
-            print(f"       {name} ceiling {ceiling:7.2f} img/s ({train_gflop:.1f} GFLOP/img at "
-                  f"{peak[name]:.0f} GFLOP/s): reached {rate / ceiling:.0%}, ceiling = "
-                  f"{ceiling / REFERENCE[arch]:.2f}x reference")  # fmt: skip
+            print(
+                f"       {name} ceiling {ceiling:7.2f} img/s ({train_gflop:.1f} GFLOP/img at "
+                f"{peak[name]:.0f} GFLOP/s): reached {rate / ceiling:.0%}, ceiling = "
+                f"{ceiling / REFERENCE[arch]:.2f}x reference"
+            )
     return 0
 
 

@@ -33,18 +33,30 @@ FER = Path(sys.executable).parent / "fer"
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "fer2013",
-                   help="FER2013 folder ({train,test}/<class>/*.jpg)")  # fmt: skip
-    p.add_argument("--work", type=Path, default=Path("/tmp/fer-bench-e2e"),
-                   help="scratch folder (the prepared arrays are cached here)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "fer2013",
+        help="FER2013 folder ({train,test}/<class>/*.jpg)",
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/fer-bench-e2e"),
+        help="scratch folder (the prepared arrays are cached here)",
+    )
     p.add_argument("--arch", default="roi", choices=["global", "roi"], help="model to train")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--epochs", type=int, default=3, help="training epochs")
     p.add_argument("--batch-size", type=int, default=64, help="images per step (reference 64)")
     p.add_argument("--face-size", type=int, default=224, help="face side (prepared and trained)")
     p.add_argument("--roi-size", type=int, default=90, help="ROI side (prepared and trained)")
-    p.add_argument("--samples-per-class", type=int, default=None,
-                   help="samples per epoch = this x 7 (default: one pass over train)")  # fmt: skip
+    p.add_argument(
+        "--samples-per-class",
+        type=int,
+        default=None,
+        help="samples per epoch = this x 7 (default: one pass over train)",
+    )
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="prepare processes")
     p.add_argument("--loader-workers", type=int, default=4, help="trainer read-ahead threads")
@@ -58,8 +70,10 @@ def run(cmd: list, log: Path) -> float:
     with log.open("w") as fh:
         rc = subprocess.call([str(c) for c in cmd], stdout=fh, stderr=subprocess.STDOUT)
     if rc != 0:
-        sys.exit(f"{cmd[1]} failed (exit {rc}); last lines of {log}:\n"
-                 + "\n".join(log.read_text().splitlines()[-5:]))  # fmt: skip
+        sys.exit(
+            f"{cmd[1]} failed (exit {rc}); last lines of {log}:\n"
+            + "\n".join(log.read_text().splitlines()[-5:])
+        )
     return time.perf_counter() - t0
 
 
@@ -68,24 +82,68 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = args.work / "manifest.csv"
     if not manifest.is_file():
-        s = run([FER, "manifest", "--dataset", "fer2013", "--root", args.data, "--out", manifest],
-                args.work / "manifest.log")  # fmt: skip
+        s = run(
+            [FER, "manifest", "--dataset", "fer2013", "--root", args.data, "--out", manifest],
+            args.work / "manifest.log",
+        )
         print(f"manifest: {s:.1f} s")
     prepared = args.work / f"prepared_{args.face_size}_{args.roi_size}"
-    s = run([FER, "prepare", "--manifest", manifest, "--root", args.data, "--out", prepared,
-             "--detector", "none", "--face-size", args.face_size, "--roi-size", args.roi_size,
-             "--workers", args.workers], args.work / "prepare.log")  # fmt: skip
+    s = run(
+        [
+            FER,
+            "prepare",
+            "--manifest",
+            manifest,
+            "--root",
+            args.data,
+            "--out",
+            prepared,
+            "--detector",
+            "none",
+            "--face-size",
+            args.face_size,
+            "--roi-size",
+            args.roi_size,
+            "--workers",
+            args.workers,
+        ],
+        args.work / "prepare.log",
+    )
     summary = json.loads((prepared / "summary.json").read_text())
-    print(f"prepare: {s:.1f} s (cached when unchanged), {summary['n_images']} images, "
-          f"{summary['n_with_roi']} with ROIs, {summary['faces_per_s']:.0f} faces/s "
-          f"when built")  # fmt: skip
-    recipe = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": 0.1,
-              "milestones": [max(1, args.epochs - 1)], "samples_per_class": args.samples_per_class,
-              "max_steps_per_epoch": args.max_steps, "amp": "bf16", "channels_last": True,
-              "workers": args.loader_workers, "weights": "none", "seed": 0}  # fmt: skip
+    print(
+        f"prepare: {s:.1f} s (cached when unchanged), {summary['n_images']} images, "
+        f"{summary['n_with_roi']} with ROIs, {summary['faces_per_s']:.0f} faces/s "
+        f"when built"
+    )
+    recipe = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": 0.1,
+        "milestones": [max(1, args.epochs - 1)],
+        "samples_per_class": args.samples_per_class,
+        "max_steps_per_epoch": args.max_steps,
+        "amp": "bf16",
+        "channels_last": True,
+        "workers": args.loader_workers,
+        "weights": "none",
+        "seed": 0,
+    }
     out = args.work / "models" / f"{args.arch}.pt"
-    cmd = [FER, "train", "--prepared", prepared, "--arch", args.arch, "--out", out, "--device",
-           args.device, "--no-progress", "--recipe", json.dumps(recipe)]  # fmt: skip
+    cmd = [
+        FER,
+        "train",
+        "--prepared",
+        prepared,
+        "--arch",
+        args.arch,
+        "--out",
+        out,
+        "--device",
+        args.device,
+        "--no-progress",
+        "--recipe",
+        json.dumps(recipe),
+    ]
     if args.threads:
         cmd += ["--threads", args.threads]
     wall = run(cmd, args.work / "train.log")
@@ -97,12 +155,16 @@ def main(argv=None) -> int:
     for row in rows:
         n = float(row["img_per_s"]) * float(row["seconds"])
         images += n
-        print(f"epoch {row['epoch']}: {float(row['img_per_s']):8.1f} img/s training pass "
-              f"({n:.0f} images in {float(row['seconds']):.1f} s), "
-              f"val_acc {row['val_acc']}")  # fmt: skip
-    print(f"{args.arch} face {args.face_size} roi {args.roi_size} batch {args.batch_size} on "
-          f"{where}: {images / wall:.1f} img/s over the whole fer train run "
-          f"({images:.0f} images, {wall:.1f} s wall incl. start-up and validation)")  # fmt: skip
+        print(
+            f"epoch {row['epoch']}: {float(row['img_per_s']):8.1f} img/s training pass "
+            f"({n:.0f} images in {float(row['seconds']):.1f} s), "
+            f"val_acc {row['val_acc']}"
+        )
+    print(
+        f"{args.arch} face {args.face_size} roi {args.roi_size} batch {args.batch_size} on "
+        f"{where}: {images / wall:.1f} img/s over the whole fer train run "
+        f"({images:.0f} images, {wall:.1f} s wall incl. start-up and validation)"
+    )
     return 0
 
 

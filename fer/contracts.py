@@ -8,8 +8,17 @@ the workflow and the report read it too.
 from __future__ import annotations
 
 # ---- manifest: resources/{dataset}/manifest.csv (+ manifest.summary.json), by `fer manifest`
-MANIFEST_COLUMNS = ("path", "label", "label_name", "split", "group", "fold", "box", "landmarks",
-                    "votes")  # fmt: skip
+MANIFEST_COLUMNS = (
+    "path",
+    "label",
+    "label_name",
+    "split",
+    "group",
+    "fold",
+    "box",
+    "landmarks",
+    "votes",
+)
 MANIFEST_REQUIRED = ("path", "label", "label_name", "split")  # the rest default to empty / -1
 MANIFEST_SUMMARY = "manifest.summary.json"
 SPLITS = ("train", "val", "test")
@@ -29,7 +38,16 @@ PREPARED_FILES = ("index.csv", *(f"{a}.npy" for a in ARRAYS), "params.json", "su
 MIN_SIDE = 8  # the smallest face or ROI side any stage accepts (stored arrays, model inputs)
 
 # ---- training outputs: models/{dataset}/{arch}[.fold{k}].{pt,history.csv,run.json}
-HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds",
-                   "img_per_s", "validated_on")  # fmt: skip
+HISTORY_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "seconds",
+    "img_per_s",
+    "validated_on",
+)
 MODELS = ("global", "roi")  # the trained networks; the table's columns add "fused"
 ARCHS = (*MODELS, "fused")

@@ -24,36 +24,80 @@ CANONICAL: tuple[str, ...] = (
 
 # Native label spellings seen in the wild (datasets.md), lower-cased, -> canonical name.
 SYNONYMS: dict[str, str] = {
-    "neutral": "neutral", "ne": "neutral", "normal": "neutral",
-    "happy": "happy", "happiness": "happy", "ha": "happy",
-    "sad": "sad", "sadness": "sad", "sa": "sad",
-    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
-    "fear": "fear", "fe": "fear", "afraid": "fear",
-    "disgust": "disgust", "di": "disgust", "disgusted": "disgust",
-    "anger": "anger", "angry": "anger", "an": "anger",
+    "neutral": "neutral",
+    "ne": "neutral",
+    "normal": "neutral",
+    "happy": "happy",
+    "happiness": "happy",
+    "ha": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "sa": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
+    "su": "surprise",
+    "fear": "fear",
+    "fe": "fear",
+    "afraid": "fear",
+    "disgust": "disgust",
+    "di": "disgust",
+    "disgusted": "disgust",
+    "anger": "anger",
+    "angry": "anger",
+    "an": "anger",
     "contempt": "contempt",
-}  # fmt: skip
+}
 
 # Native integer codes per publisher -> canonical name (datasets.md).
 NATIVE_CODES: dict[str, dict[int, str]] = {
     # AffectNet expression column; 8 None, 9 Uncertain, 10 No-Face are not classes.
     "affectnet": dict(enumerate(CANONICAL)),
     # RAF-DB list_patition_label.txt: 1 Surprise ... 7 Neutral.
-    "rafdb": {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger",
-              7: "neutral"},
+    "rafdb": {
+        1: "surprise",
+        2: "fear",
+        3: "disgust",
+        4: "happy",
+        5: "sad",
+        6: "anger",
+        7: "neutral",
+    },
     # FER2013 csv `emotion`.
-    "fer2013": {0: "anger", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise",
-                6: "neutral"},
+    "fer2013": {
+        0: "anger",
+        1: "disgust",
+        2: "fear",
+        3: "happy",
+        4: "sad",
+        5: "surprise",
+        6: "neutral",
+    },
     # CK+ official Emotion/*.txt.
-    "ckplus": {0: "neutral", 1: "anger", 2: "contempt", 3: "disgust", 4: "fear", 5: "happy",
-               6: "sad", 7: "surprise"},
-}  # fmt: skip
+    "ckplus": {
+        0: "neutral",
+        1: "anger",
+        2: "contempt",
+        3: "disgust",
+        4: "fear",
+        5: "happy",
+        6: "sad",
+        7: "surprise",
+    },
+}
 
 # FERPlus vote columns, in the publisher's csv order (the last two are not classes).
 FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
-    "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
-    "unknown", "NF",
-)  # fmt: skip
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 
 SEVEN = CANONICAL[:7]
 

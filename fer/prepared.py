@@ -18,7 +18,6 @@ from fer.errors import FerError
 __all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
 
 
-
 @dataclass
 class PreparedData:
     """A prepared data set: ``index`` (DataFrame) and memory-mapped uint8 arrays, row-aligned."""

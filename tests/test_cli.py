@@ -16,16 +16,39 @@ def fer(*args, cwd=None):
 
 def test_log_holds_the_output_and_the_terminal_stays_quiet(tmp_path):
     log = tmp_path / "logs" / "demo.log"
-    r = fer("--log", str(log), "demo", "--out", str(tmp_path / "raw"), "--subjects", "4",
-            "--test-subjects", "1", "--images-per-class", "1", "--size", "64")  # fmt: skip
+    r = fer(
+        "--log",
+        str(log),
+        "demo",
+        "--out",
+        str(tmp_path / "raw"),
+        "--subjects",
+        "4",
+        "--test-subjects",
+        "1",
+        "--images-per-class",
+        "1",
+        "--size",
+        "64",
+    )
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
     assert "synthetic images" in log.read_text()
 
 
 def test_a_failing_verb_prints_its_error_line_and_where_the_log_is(tmp_path):
     log = tmp_path / "m.log"
-    r = fer(f"--log={log}", "manifest", "--dataset", "x", "--adapter", "demo", "--root",
-            str(tmp_path / "absent"), "--out", str(tmp_path / "m.csv"))  # fmt: skip
+    r = fer(
+        f"--log={log}",
+        "manifest",
+        "--dataset",
+        "x",
+        "--adapter",
+        "demo",
+        "--root",
+        str(tmp_path / "absent"),
+        "--out",
+        str(tmp_path / "m.csv"),
+    )
     assert r.returncode == 2
     assert log.read_text().strip().startswith("error: data set 'x': root")
     assert r.stderr.strip() == f"{log.read_text().strip()} (log: {log})"
@@ -53,13 +76,39 @@ def test_every_module_entry_point_reports_user_errors_in_one_line(module, tmp_pa
     args = {"fer.cli": ["manifest"], "fer.train": [], "fer.evaluate": [], "fer.report": []}
     extra = {
         "fer.train": ["--prepared", str(tmp_path), "--arch", "global", "--out", "x.pt"],
-        "fer.evaluate": ["--dataset", "a", "--target", "b", "--arch", "global", "--prepared",
-                         str(tmp_path), "--global-ckpt", "x.pt", "--out", "o.json"],
-        "fer.report": ["--results", str(tmp_path / "r.json"), "--out", str(tmp_path / "a.html"),
-                       "--histories", str(tmp_path / "none.csv")],
-    }  # fmt: skip
-    manifest = ["--dataset", "x", "--adapter", "demo", "--root", str(tmp_path / "absent"),
-                "--out", str(tmp_path / "m.csv")]  # fmt: skip
+        "fer.evaluate": [
+            "--dataset",
+            "a",
+            "--target",
+            "b",
+            "--arch",
+            "global",
+            "--prepared",
+            str(tmp_path),
+            "--global-ckpt",
+            "x.pt",
+            "--out",
+            "o.json",
+        ],
+        "fer.report": [
+            "--results",
+            str(tmp_path / "r.json"),
+            "--out",
+            str(tmp_path / "a.html"),
+            "--histories",
+            str(tmp_path / "none.csv"),
+        ],
+    }
+    manifest = [
+        "--dataset",
+        "x",
+        "--adapter",
+        "demo",
+        "--root",
+        str(tmp_path / "absent"),
+        "--out",
+        str(tmp_path / "m.csv"),
+    ]
     argv = args.get(module, []) + extra.get(module, manifest)
     r = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True)
     assert r.returncode == 2, r.stderr

@@ -17,8 +17,18 @@ from fer.errors import FerError
 from fer.labels import CANONICAL
 from tests.test_data_adapters import FAKES, fake_ckplus48, fake_ferplus_pair
 
-SUMMARY_KEYS = {"dataset", "adapter", "root", "classes", "counts", "skipped", "kfold", "seed",
-                "val_fraction", "synthetic"}  # fmt: skip
+SUMMARY_KEYS = {
+    "dataset",
+    "adapter",
+    "root",
+    "classes",
+    "counts",
+    "skipped",
+    "kfold",
+    "seed",
+    "val_fraction",
+    "synthetic",
+}
 
 
 def read_manifest(path):
@@ -31,8 +41,17 @@ def read_manifest(path):
 
 
 def test_registry_lists_every_data_set():
-    assert set(list_datasets()) == {"affectnet7", "affectnet8", "rafdb", "ferplus", "fer2013",
-                                    "ckplus", "jaffe", "sfew", "demo"}  # fmt: skip
+    assert set(list_datasets()) == {
+        "affectnet7",
+        "affectnet8",
+        "rafdb",
+        "ferplus",
+        "fer2013",
+        "ckplus",
+        "jaffe",
+        "sfew",
+        "demo",
+    }
 
 
 def test_unknown_adapter_and_option_are_user_errors():
@@ -96,7 +115,10 @@ def test_carve_val_ungrouped_is_exact_per_class_and_seeded():
     labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 7
     mask = carve_val(labels, [""] * len(labels), 0.2, seed=1)
     assert Counter(label for label, m in zip(labels, mask, strict=True) if m) == {
-        "a": 10, "b": 6, "c": 1}  # fmt: skip
+        "a": 10,
+        "b": 6,
+        "c": 1,
+    }
     assert mask == carve_val(labels, [""] * len(labels), 0.2, seed=1)
     assert mask != carve_val(labels, [""] * len(labels), 0.2, seed=2)
     assert not any(carve_val(labels, [""] * len(labels), 0.0, seed=1))
@@ -137,8 +159,7 @@ def test_kfold_is_subject_disjoint_and_balanced():
 def test_official_val_is_not_recarved(tmp_path):
     table, summary = build_manifest("ferplus", fake_ferplus_pair(tmp_path), val_fraction=0.5)
     assert Counter(r["split"] for r in table) == {"train": 3, "val": 1, "test": 2}
-    assert summary["skipped"] == {"majority_not_face": 1, "majority_unknown": 1,
-                                  "no_image_name": 1}  # fmt: skip
+    assert summary["skipped"] == {"majority_not_face": 1, "majority_unknown": 1, "no_image_name": 1}
 
 
 def test_kfold_manifest_all_train_with_folds(tmp_path):
@@ -154,16 +175,33 @@ def test_kfold_manifest_all_train_with_folds(tmp_path):
 def test_manifest_cli_user_errors(tmp_path, capsys):
     out = str(tmp_path / "m.csv")
     missing = tmp_path / "nope"
-    assert cli.main(["manifest", "--dataset", "x", "--adapter", "jaffe", "--root", str(missing),
-                     "--out", out]) == 2  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "manifest",
+                "--dataset",
+                "x",
+                "--adapter",
+                "jaffe",
+                "--root",
+                str(missing),
+                "--out",
+                out,
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err == f"error: data set 'x': root {missing} does not exist\n"
     (tmp_path / "file").write_text("")
     args = ["manifest", "--dataset", "jaffe", "--root", str(tmp_path / "file"), "--out", out]
     assert cli.main(args) == 2
     assert "is not a folder" in capsys.readouterr().err
     root = str(fake_ckplus48(tmp_path / "ck"))
-    for options, message in (("{bad", "not valid JSON"), ("[1]", "expected a JSON object"),
-                             ('{"lastframes": 2}', "unknown option")):  # fmt: skip
+    for options, message in (
+        ("{bad", "not valid JSON"),
+        ("[1]", "expected a JSON object"),
+        ('{"lastframes": 2}', "unknown option"),
+    ):
         args = ["manifest", "--dataset", "ckplus", "--root", root, "--options", options]
         assert cli.main([*args, "--out", out]) == 2
         assert message in capsys.readouterr().err

@@ -49,9 +49,16 @@ def labels_of(result) -> Counter:
 # ---------------------------------------------------------------- builders, one per layout
 
 AFFECTNET_HEADER = [
-    "subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
-    "facial_landmarks", "expression", "valence", "arousal",
-]  # fmt: skip
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+]
 
 
 def fake_affectnet(root: Path) -> Path:
@@ -80,9 +87,15 @@ def fake_affectnet_folders(root: Path) -> Path:
     return root
 
 
-RAF_LABELS = [("train_00001.jpg", 1), ("train_00002.jpg", 4), ("train_00003.jpg", 7),
-              ("train_00004.jpg", 5), ("test_0001.jpg", 6), ("test_0002.jpg", 2),
-              ("test_0003.jpg", 3)]  # fmt: skip
+RAF_LABELS = [
+    ("train_00001.jpg", 1),
+    ("train_00002.jpg", 4),
+    ("train_00003.jpg", 7),
+    ("train_00004.jpg", 5),
+    ("test_0001.jpg", 6),
+    ("test_0002.jpg", 2),
+    ("test_0003.jpg", 3),
+]
 
 
 def fake_rafdb(root: Path, aligned: bool = True, original: bool = True) -> Path:
@@ -109,8 +122,20 @@ FERPLUS_VOTES = [
     ("PrivateTest", [0, 0, 0, 3, 0, 0, 0, 7, 0, 0]),  # contempt
     ("PrivateTest", [0, 0, 0, 10, 0, 0, 0, 0, 0, 0]),  # sad
 ]
-FERPLUS_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger",
-                  "disgust", "fear", "contempt", "unknown", "NF"]  # fmt: skip
+FERPLUS_HEADER = [
+    "Usage",
+    "Image name",
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+]
 
 
 def fake_ferplus_pair(root: Path) -> Path:
@@ -126,8 +151,11 @@ def fake_ferplus_pair(root: Path) -> Path:
 
 
 def fake_ferplus_folders(root: Path) -> Path:
-    folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid",
-               "PrivateTest": "FER2013Test"}  # fmt: skip
+    folders = {
+        "Training": "FER2013Train",
+        "PublicTest": "FER2013Valid",
+        "PrivateTest": "FER2013Test",
+    }
     per_folder: dict[str, list] = {f: [] for f in folders.values()}
     for i, (usage, votes) in enumerate(FERPLUS_VOTES):
         name = f"fer{i:07d}.png"
@@ -138,8 +166,15 @@ def fake_ferplus_folders(root: Path) -> Path:
     return root
 
 
-FER2013_CODES = [(0, "Training"), (3, "Training"), (6, "Training"), (1, "Training"),
-                 (2, "PublicTest"), (4, "PublicTest"), (5, "PrivateTest")]  # fmt: skip
+FER2013_CODES = [
+    (0, "Training"),
+    (3, "Training"),
+    (6, "Training"),
+    (1, "Training"),
+    (2, "PublicTest"),
+    (4, "PublicTest"),
+    (5, "PrivateTest"),
+]
 
 
 def fake_fer2013_csv(root: Path) -> Path:
@@ -167,8 +202,11 @@ def fake_ckplus48(root: Path) -> Path:
 
 def fake_ckplus_official(root: Path) -> Path:
     """Three sequences, two labelled (codes 3 disgust, 7 surprise), one with five frames."""
-    for subject, seq, n_frames, code in (("S005", "001", 5, 3.0), ("S010", "002", 4, 7.0),
-                                         ("S011", "001", 4, None)):  # fmt: skip
+    for subject, seq, n_frames, code in (
+        ("S005", "001", 5, 3.0),
+        ("S010", "002", 4, 7.0),
+        ("S011", "001", 4, None),
+    ):
         for f in range(1, n_frames + 1):
             img(root / "cohn-kanade-images" / subject / seq / f"{subject}_{seq}_{f:08d}.png")
         if code is not None:
@@ -178,8 +216,15 @@ def fake_ckplus_official(root: Path) -> Path:
     return root
 
 
-JAFFE_FILES = ["KA.AN1.39.tiff", "KA.HA2.30.tiff", "KL.NE1.155.tiff", "KL.SU3.166.tiff",
-               "YM.DI1.61.tiff", "YM.FE2.66.tiff", "TM.SA1.172.tiff"]  # fmt: skip
+JAFFE_FILES = [
+    "KA.AN1.39.tiff",
+    "KA.HA2.30.tiff",
+    "KL.NE1.155.tiff",
+    "KL.SU3.166.tiff",
+    "YM.DI1.61.tiff",
+    "YM.FE2.66.tiff",
+    "TM.SA1.172.tiff",
+]
 
 
 def fake_jaffe(root: Path) -> Path:
@@ -225,8 +270,9 @@ FAKES = {
 def test_affectnet8_publisher_lists_box_landmarks_and_skips(tmp_path):
     result = get_adapter("affectnet8")(fake_affectnet(tmp_path))
     assert len(result.rows) == 16
-    assert result.skipped == Counter(expression_none=1, expression_uncertain=1,
-                                      expression_no_face=1, missing_image=1)  # fmt: skip
+    assert result.skipped == Counter(
+        expression_none=1, expression_uncertain=1, expression_no_face=1, missing_image=1
+    )
     assert labels_of(result)[("test", "contempt")] == 1
     row = next(r for r in result.rows if r.path.endswith("train6.jpg"))
     assert (row.label_name, row.split, row.box) == ("anger", "train", "10,20,30,40")
@@ -347,7 +393,14 @@ def test_ferplus_row_count_mismatch_and_bad_votes(tmp_path):
 def test_fer2013_csv_usage_splits(tmp_path):
     result = get_adapter("fer2013")(fake_fer2013_csv(tmp_path))
     assert [r.label_name for r in result.rows] == [
-        "anger", "happy", "neutral", "disgust", "fear", "sad", "surprise"]  # fmt: skip
+        "anger",
+        "happy",
+        "neutral",
+        "disgust",
+        "fear",
+        "sad",
+        "surprise",
+    ]
     assert [r.split for r in result.rows] == ["train"] * 4 + ["val"] * 2 + ["test"]
     assert result.rows[5].path == "csv:fer2013.csv#5"
     public_as_test = get_adapter("fer2013")(tmp_path, {"public_test": "test"})
@@ -377,8 +430,11 @@ def test_fer2013_bad_inputs(tmp_path):
     write_csv(tmp_path / "c" / "fer2013.csv", ["emotion", "pixels"], [[0, pixels()]])
     with pytest.raises(FerError, match=r"fer2013.csv: wrong csv header.*Usage"):
         get_adapter("fer2013")(tmp_path / "c")
-    write_csv(tmp_path / "d" / "fer2013.csv", ["emotion", "pixels", "Usage"],
-              [[0, pixels(), "Training"], [7, pixels(), "Training"]])  # fmt: skip
+    write_csv(
+        tmp_path / "d" / "fer2013.csv",
+        ["emotion", "pixels", "Usage"],
+        [[0, pixels(), "Training"], [7, pixels(), "Training"]],
+    )
     with pytest.raises(FerError, match=r"fer2013.csv, data row 1: unknown fer2013 label code 7"):
         get_adapter("fer2013")(tmp_path / "d")
 
@@ -440,8 +496,9 @@ def test_sfew_eval_only_aligned_and_official(tmp_path):
     assert len(result.rows) == 21 and {r.split for r in result.rows} == {"test"}
     assert next(r for r in result.rows if "Sad_0" in r.path).label_name == "sad"
     aligned = get_adapter("sfew")(root, {"aligned": True, "official_splits": True})
-    assert all(r.path.startswith(("Train_Aligned_Faces/", "Val_Aligned_Faces/"))
-               for r in aligned.rows)  # fmt: skip
+    assert all(
+        r.path.startswith(("Train_Aligned_Faces/", "Val_Aligned_Faces/")) for r in aligned.rows
+    )
     assert Counter(r.split for r in aligned.rows) == {"train": 14, "val": 7}
     with pytest.raises(FerError, match="expected a Val/Validation folder"):
         get_adapter("sfew")(fake_class_folders(tmp_path / "other", splits=("Train",)))

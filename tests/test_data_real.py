@@ -7,20 +7,48 @@ from collections import Counter, defaultdict
 
 from fer.data.manifest import build_manifest
 
-CKPLUS48 = {"happy": 207, "sad": 84, "surprise": 249, "fear": 75, "disgust": 177, "anger": 135,
-            "contempt": 54}  # fmt: skip
-FER2013_TRAIN = {"anger": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "neutral": 4965,
-                 "sad": 4830, "surprise": 3171}  # fmt: skip
-FER2013_TEST = {"anger": 467, "disgust": 56, "fear": 496, "happy": 895, "neutral": 607,
-                "sad": 653, "surprise": 415}  # fmt: skip
+CKPLUS48 = {
+    "happy": 207,
+    "sad": 84,
+    "surprise": 249,
+    "fear": 75,
+    "disgust": 177,
+    "anger": 135,
+    "contempt": 54,
+}
+FER2013_TRAIN = {
+    "anger": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "neutral": 4965,
+    "sad": 4830,
+    "surprise": 3171,
+}
+FER2013_TEST = {
+    "anger": 467,
+    "disgust": 56,
+    "fear": 496,
+    "happy": 895,
+    "neutral": 607,
+    "sad": 653,
+    "surprise": 415,
+}
 
 
 def test_ckplus48_ten_subject_disjoint_folds(shared_data):
     table, summary = build_manifest("ckplus48", shared_data / "ckplus48", adapter="ckplus", k=10)
     assert len(table) == 981 and summary["n_groups"] == 118
     assert Counter(r["label_name"] for r in table) == CKPLUS48
-    assert summary["classes"] == ["happy", "sad", "surprise", "fear", "disgust", "anger",
-                                  "contempt"]  # fmt: skip
+    assert summary["classes"] == [
+        "happy",
+        "sad",
+        "surprise",
+        "fear",
+        "disgust",
+        "anger",
+        "contempt",
+    ]
     assert {r["split"] for r in table} == {"train"}
     folds_of = defaultdict(set)
     for r in table:

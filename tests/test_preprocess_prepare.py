@@ -37,10 +37,19 @@ EXPECTED = {  # file -> expected status
 def write_manifest(folder: Path, files: list[str], classes=("happy", "sad")) -> Path:
     """A manifest.csv + manifest.summary.json as `fer manifest` writes them."""
     rows = [
-        {"path": f, "label": 1 + i % 2, "label_name": classes[i % 2], "split": "test",
-         "group": "", "fold": -1, "box": "", "landmarks": "", "votes": ""}
+        {
+            "path": f,
+            "label": 1 + i % 2,
+            "label_name": classes[i % 2],
+            "split": "test",
+            "group": "",
+            "fold": -1,
+            "box": "",
+            "landmarks": "",
+            "votes": "",
+        }
         for i, f in enumerate(files)
-    ]  # fmt: skip
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
     summary = {"dataset": "edge", "classes": list(classes), "synthetic": True}
@@ -93,9 +102,27 @@ def prepared(raw, tmp_path_factory):
     work = tmp_path_factory.mktemp("work")
     manifest = write_manifest(work / "edge", list(EXPECTED))
     out = work / "edge" / "prepared"
-    argv = ["prepare", "--manifest", str(manifest), "--root", str(raw), "--out", str(out),
-            "--detector", "mtcnn", "--device", "cpu", "--workers", "1", "--face-size",
-            str(FACE), "--roi-size", str(ROI), "--contact-sheet-n", "9"]  # fmt: skip
+    argv = [
+        "prepare",
+        "--manifest",
+        str(manifest),
+        "--root",
+        str(raw),
+        "--out",
+        str(out),
+        "--detector",
+        "mtcnn",
+        "--device",
+        "cpu",
+        "--workers",
+        "1",
+        "--face-size",
+        str(FACE),
+        "--roi-size",
+        str(ROI),
+        "--contact-sheet-n",
+        "9",
+    ]
     assert fer_main(argv) == 0
     return out, before, argv
 
@@ -143,8 +170,12 @@ def test_summary_counts(prepared):
     assert summary["classes"] == ["happy", "sad"] and summary["dataset"] == "edge"
     assert summary["synthetic"] is True
     assert summary["counts_by_status"] == {
-        "ok": 6, "no_face": 1, "landmarks_failed": 0, "roi_empty": 0, "unreadable": 2,
-    }  # fmt: skip
+        "ok": 6,
+        "no_face": 1,
+        "landmarks_failed": 0,
+        "roi_empty": 0,
+        "unreadable": 2,
+    }
     total = sum(sum(v.values()) for v in summary["counts_by_status_class"].values())
     assert total == len(EXPECTED)
     assert summary["counts_by_split"]["test"]["ok"] == 6
@@ -171,9 +202,26 @@ def test_pool_matches_single_process_and_given_boxes(raw, tmp_path):
     outs = []
     for workers in (1, 2):
         out = tmp_path / f"p{workers}"
-        argv = ["prepare", "--manifest", str(manifest), "--root", str(raw), "--out", str(out),
-                "--detector", "given", "--workers", str(workers), "--batch-size", "2",
-                "--face-size", str(FACE), "--roi-size", str(ROI), "--keep-original"]  # fmt: skip
+        argv = [
+            "prepare",
+            "--manifest",
+            str(manifest),
+            "--root",
+            str(raw),
+            "--out",
+            str(out),
+            "--detector",
+            "given",
+            "--workers",
+            str(workers),
+            "--batch-size",
+            "2",
+            "--face-size",
+            str(FACE),
+            "--roi-size",
+            str(ROI),
+            "--keep-original",
+        ]
         assert fer_main(argv) == 0
         outs.append(out)
     a, b = (pd.read_csv(o / "index.csv", keep_default_na=False) for o in outs)
@@ -183,8 +231,9 @@ def test_pool_matches_single_process_and_given_boxes(raw, tmp_path):
     assert original.shape == (5, FACE, FACE, 3) and (original[3] == 128).all()  # flat.png
     assert original[4].max() == 0 and original[0].std() > 10  # unreadable -> zeros
     for name in ("faces", "eye", "landmarks", "original"):
-        assert np.array_equal(np.load(outs[0] / f"{name}.npy"), np.load(outs[1] / f"{name}.npy"),
-                              equal_nan=True)  # fmt: skip
+        assert np.array_equal(
+            np.load(outs[0] / f"{name}.npy"), np.load(outs[1] / f"{name}.npy"), equal_nan=True
+        )
 
 
 def test_bad_manifests_are_fer_errors(tmp_path, raw):
@@ -196,8 +245,20 @@ def test_bad_manifests_are_fer_errors(tmp_path, raw):
     (tmp_path / "manifest.summary.json").write_text('{"classes": ["happy"]}')
     with pytest.raises(FerError, match="bad.csv: missing columns"):
         prepare.read_manifest(tmp_path / "bad.csv")
-    assert fer_main(["prepare", "--manifest", str(tmp_path / "nope.csv"), "--root", str(raw),
-                     "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert (
+        fer_main(
+            [
+                "prepare",
+                "--manifest",
+                str(tmp_path / "nope.csv"),
+                "--root",
+                str(raw),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
 
 
 def test_given_landmarks_and_dlib_detector(raw):

@@ -33,10 +33,19 @@ def folder_manifest(root: Path, out: Path, files: list[str]) -> Path:
     names = [canonical_name(f.split("/")[-2]) for f in files]
     classes = [c for c in CANONICAL if c in set(names)]
     rows = [
-        {"path": f, "label": CANONICAL.index(n), "label_name": n, "split": "test",
-         "group": Path(f).name.split("_")[0], "fold": -1, "box": "", "landmarks": "", "votes": ""}
+        {
+            "path": f,
+            "label": CANONICAL.index(n),
+            "label_name": n,
+            "split": "test",
+            "group": Path(f).name.split("_")[0],
+            "fold": -1,
+            "box": "",
+            "landmarks": "",
+            "votes": "",
+        }
         for f, n in zip(files, names, strict=True)
-    ]  # fmt: skip
+    ]
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)
     summary = {"dataset": root.name, "classes": classes, "synthetic": False}
@@ -47,8 +56,20 @@ def folder_manifest(root: Path, out: Path, files: list[str]) -> Path:
 def run_prepare(root: Path, files: list[str], work: Path, *extra: str) -> Path:
     manifest = folder_manifest(root, work, files)
     out = work / "prepared"
-    argv = ["prepare", "--manifest", str(manifest), "--root", str(root), "--out", str(out),
-            "--detector", "none", "--workers", "2", *extra]  # fmt: skip
+    argv = [
+        "prepare",
+        "--manifest",
+        str(manifest),
+        "--root",
+        str(root),
+        "--out",
+        str(out),
+        "--detector",
+        "none",
+        "--workers",
+        "2",
+        *extra,
+    ]
     assert fer_main(argv) == 0
     return out
 

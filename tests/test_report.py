@@ -54,30 +54,57 @@ def make_result(
     dropped = [c for c in model if c not in classes]
     kinds = ("global", "roi") if arch == "fused" else (arch,)
     result = {
-        "schema_version": 1, "dataset": dataset, "target": target, "arch": arch,
-        "protocol": "reference", "within": dataset == target, "classes": list(classes),
-        "label_map": {"model_classes": model, "target_classes": target_classes,
-                      "scored": list(classes), "dropped_logits": dropped,
-                      "dropped_target_classes": [c for c in target_classes if c not in classes],
-                      "protocol": "reference"},
-        "n_images": n, "n_scored": n, "n_with_roi": n - 3, "excluded": {},
-        "accuracy": acc, "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.04)],
-        "mean_class_accuracy": acc, "macro_f1": acc - 0.01,
-        "per_class": {c: {"precision": acc, "recall": acc, "f1": acc, "support": n_per_class}
-                      for c in classes},
+        "schema_version": 1,
+        "dataset": dataset,
+        "target": target,
+        "arch": arch,
+        "protocol": "reference",
+        "within": dataset == target,
+        "classes": list(classes),
+        "label_map": {
+            "model_classes": model,
+            "target_classes": target_classes,
+            "scored": list(classes),
+            "dropped_logits": dropped,
+            "dropped_target_classes": [c for c in target_classes if c not in classes],
+            "protocol": "reference",
+        },
+        "n_images": n,
+        "n_scored": n,
+        "n_with_roi": n - 3,
+        "excluded": {},
+        "accuracy": acc,
+        "accuracy_ci95": [max(0.0, acc - 0.05), min(1.0, acc + 0.04)],
+        "mean_class_accuracy": acc,
+        "macro_f1": acc - 0.01,
+        "per_class": {
+            c: {"precision": acc, "recall": acc, "f1": acc, "support": n_per_class} for c in classes
+        },
         "confusion_matrix": cm,
-        "roi_subset": {"n": n - 3, "accuracy": {"global": acc - 0.02, "roi": acc,
-                                                "fused": min(1.0, acc + 0.01)}},
-        "full_set_accuracy": acc, "ferplus": None, "folds": None, "fold_mean": None,
+        "roi_subset": {
+            "n": n - 3,
+            "accuracy": {"global": acc - 0.02, "roi": acc, "fused": min(1.0, acc + 0.01)},
+        },
+        "full_set_accuracy": acc,
+        "ferplus": None,
+        "folds": None,
+        "fold_mean": None,
         "fold_std": None,
         "provenance": {
             "checkpoints": {k: {"model": k, "classes": model, "selection": "val"} for k in kinds},
-            "selection": "val", "selected_on_test": False, "seed": 0, "bootstrap": 1000,
-            "git_sha": "abc1234", "config_hash": "cfg99", "versions": {"torch": "2.14.1"},
-            "fusion_weights": {"roi": 0.55, "global": 0.45}, "device": "cuda:0",
+            "selection": "val",
+            "selected_on_test": False,
+            "seed": 0,
+            "bootstrap": 1000,
+            "git_sha": "abc1234",
+            "config_hash": "cfg99",
+            "versions": {"torch": "2.14.1"},
+            "fusion_weights": {"roi": 0.55, "global": 0.45},
+            "device": "cuda:0",
         },
-        "synthetic": False, "warnings": [],
-    }  # fmt: skip
+        "synthetic": False,
+        "warnings": [],
+    }
     result.update(extra)
     return result
 
@@ -120,19 +147,30 @@ def write_prepared(root: Path, dataset: str, synthetic: bool = False) -> Path:
     folder = root / "resources" / dataset / "prepared"
     statuses = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable")
     summary = {
-        "dataset": dataset, "synthetic": synthetic, "classes": ["happy", "sad"],
-        "n_images": 100, "n_with_roi": 90, "roi_coverage": 90 / 99, "roi_coverage_all": 0.9,
-        "n_multi_face": 2, "detector": "mtcnn", "device": "cpu", "workers": 2, "wall_s": 2.41,
+        "dataset": dataset,
+        "synthetic": synthetic,
+        "classes": ["happy", "sad"],
+        "n_images": 100,
+        "n_with_roi": 90,
+        "roi_coverage": 90 / 99,
+        "roi_coverage_all": 0.9,
+        "n_multi_face": 2,
+        "detector": "mtcnn",
+        "device": "cpu",
+        "workers": 2,
+        "wall_s": 2.41,
         "faces_per_s": 41.5,
         "counts_by_status": dict(zip(statuses, (90, 6, 3, 0, 1), strict=True)),
-        "counts_by_status_class": {"ok": {"happy": 50, "sad": 40},
-                                   "no_face": {"happy": 6, "sad": 0},
-                                   "landmarks_failed": {"happy": 1, "sad": 2},
-                                   "roi_empty": {"happy": 0, "sad": 0},
-                                   "unreadable": {"happy": 0, "sad": 1}},
+        "counts_by_status_class": {
+            "ok": {"happy": 50, "sad": 40},
+            "no_face": {"happy": 6, "sad": 0},
+            "landmarks_failed": {"happy": 1, "sad": 2},
+            "roi_empty": {"happy": 0, "sad": 0},
+            "unreadable": {"happy": 0, "sad": 1},
+        },
         "counts_by_split": {"train": {"ok": 70, "no_face": 4}, "test": {"ok": 20, "no_face": 2}},
         "unreadable_reasons": {"cannot decode": 1},
-    }  # fmt: skip
+    }
     write_json(folder / "summary.json", summary)
     Image.new("RGB", (64, 32), (200, 80, 40)).save(folder / "contact_sheet.png")
     return folder / "summary.json"
@@ -190,9 +228,15 @@ def write_workspace(root: Path) -> dict:
     sfew = make_result("rafdb", "sfew", "fused", correct=4, excluded={"unreadable": 4})
     add("rafdb", "sfew", "fused", sfew)
     jaffe = make_result(
-        "rafdb", "jaffe", "roi", correct=4, classes=SEVEN[1:], model_classes=SEVEN,
-        target_classes=SEVEN, excluded={"label_not_scored:neutral": 10},
-    )  # fmt: skip
+        "rafdb",
+        "jaffe",
+        "roi",
+        correct=4,
+        classes=SEVEN[1:],
+        model_classes=SEVEN,
+        target_classes=SEVEN,
+        excluded={"label_not_scored:neutral": 10},
+    )
     add("rafdb", "jaffe", "roi", jaffe)
     add("rafdb", "jaffe", "global", make_result("rafdb", "jaffe", "global", protocol="shared"))
     add("demo", "demo", "global", make_result("demo", "demo", "global", synthetic=True))
@@ -202,8 +246,13 @@ def write_workspace(root: Path) -> dict:
         write_history(root / "models" / "rafdb" / "roi.history.csv"),
         write_history(
             root / "models" / "ckplus" / "global.history.csv",
-            run={"dataset": "ckplus", "arch": "global", "seed": 1, "selection": "test",
-                 "selected_on_test": True},  # fmt: skip
+            run={
+                "dataset": "ckplus",
+                "arch": "global",
+                "seed": 1,
+                "selection": "test",
+                "selected_on_test": True,
+            },
         ),
     ]
     config = root / "config.yaml"
@@ -442,8 +491,12 @@ def test_bad_declarations_and_inputs_are_user_errors(tmp_path):
 
 
 def test_minimal_result_renders_and_absent_path_is_missing(tmp_path):
-    minimal = {"accuracy": 0.5, "classes": ["happy", "sad"], "confusion_matrix": [[3, 1], [2, 2]],
-               "n_images": 8}  # fmt: skip
+    minimal = {
+        "accuracy": 0.5,
+        "classes": ["happy", "sad"],
+        "confusion_matrix": [[3, 1], [2, 2]],
+        "n_images": 8,
+    }
     done = write_json(tmp_path / "results" / "x" / "y_global.json", minimal)
     html = build_report(results=[done, tmp_path / "results" / "x" / "y_roi.json"], title="min")
     cells = table_cells(html)
@@ -458,8 +511,16 @@ def test_help_documents_every_flag(capsys):
         main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--cells", "--results", "--histories", "--prepared-summaries", "--benchmarks",
-                 "--config", "--out", "--title"):  # fmt: skip
+    for flag in (
+        "--cells",
+        "--results",
+        "--histories",
+        "--prepared-summaries",
+        "--benchmarks",
+        "--config",
+        "--out",
+        "--title",
+    ):
         assert flag in text
 
 
@@ -467,18 +528,27 @@ def test_names_are_looked_up_by_adapter_not_by_config_name(tmp_path):
     """A set the config calls `raf` (adapter rafdb) and one called `fer2013priv` (adapter
     fer2013): titles and the published numbers follow the adapters the results record."""
     raf = make_result("raf", "raf", "roi", adapters={"dataset": "rafdb", "target": "rafdb"})
-    priv = make_result("raf", "fer2013priv", "roi",
-                       adapters={"dataset": "rafdb", "target": "fer2013"})  # fmt: skip
+    priv = make_result(
+        "raf", "fer2013priv", "roi", adapters={"dataset": "rafdb", "target": "fer2013"}
+    )
     cells = [
-        {"dataset": "raf", "target": "raf", "arch": "roi",
-         "path": str(write_json(tmp_path / "a.json", raf))},
-        {"dataset": "raf", "target": "fer2013priv", "arch": "roi",
-         "path": str(write_json(tmp_path / "b.json", priv))},
-    ]  # fmt: skip
+        {
+            "dataset": "raf",
+            "target": "raf",
+            "arch": "roi",
+            "path": str(write_json(tmp_path / "a.json", raf)),
+        },
+        {
+            "dataset": "raf",
+            "target": "fer2013priv",
+            "arch": "roi",
+            "path": str(write_json(tmp_path / "b.json", priv)),
+        },
+    ]
     html = build_report(cells=cells)
     text = " ".join(table_cells(html)["raf/raf/roi"]["text"].split())
     assert "ref 88.81" in text  # RAF-DB's published Global-ROI number, found through the adapter
-    assert "RAF-DB <span class=\"muted\">(raf)</span>" in html
+    assert 'RAF-DB <span class="muted">(raf)</span>' in html
     assert "trained on RAF-DB" in html and "FER2013" in html
 
 

@@ -55,9 +55,9 @@ def test_ticks_cover_the_range():
 
 def test_reference_rows_follow_the_readme_layout():
     rows = reference_rows()
-    assert [(d, t) for d, t, _ in rows][:5] == [(d, d) for d in
-                                               ("affectnet7", "affectnet8", "rafdb", "ferplus",
-                                                "ckplus")]  # fmt: skip
+    assert [(d, t) for d, t, _ in rows][:5] == [
+        (d, d) for d in ("affectnet7", "affectnet8", "rafdb", "ferplus", "ckplus")
+    ]
     assert all(set(archs) == {"roi", "global", "fused"} for _, _, archs in rows)
 
 
@@ -94,8 +94,12 @@ def test_benchmark_rule_and_wildcards_from_the_path(tmp_path):
 
 def test_result_paths_become_cells():
     cells = cells_from_paths(["results/affectnet8/ckplus_roi.json", "r/a/ck_plus_fused.json"])
-    assert cells[0] == {"dataset": "affectnet8", "target": "ckplus", "arch": "roi",
-                        "path": "results/affectnet8/ckplus_roi.json"}  # fmt: skip
+    assert cells[0] == {
+        "dataset": "affectnet8",
+        "target": "ckplus",
+        "arch": "roi",
+        "path": "results/affectnet8/ckplus_roi.json",
+    }
     assert cells[1]["target"] == "ck_plus" and cells[1]["arch"] == "fused"
     for bad in ("results/x/noarch.json", "results/x/a_b.csv", "/a_b.json"):
         with pytest.raises(FerError, match="TARGET_ARCH"):
@@ -103,9 +107,17 @@ def test_result_paths_become_cells():
 
 
 def test_summary_blocks_shape_counts_and_matrices():
-    blocks = summary_blocks({"dataset": "d", "roi_coverage": 0.5, "classes": ["a", "b"],
-                             "counts_by_status": {"ok": 3, "no_face": 1}, "empty": {},
-                             "by_class": {"ok": {"a": 1}}, "odd": [{"x": 1}]})  # fmt: skip
+    blocks = summary_blocks(
+        {
+            "dataset": "d",
+            "roi_coverage": 0.5,
+            "classes": ["a", "b"],
+            "counts_by_status": {"ok": 3, "no_face": 1},
+            "empty": {},
+            "by_class": {"ok": {"a": 1}},
+            "odd": [{"x": 1}],
+        }
+    )
     kinds = {b["title"]: b for b in blocks}
     assert ("roi_coverage", "50.00 %") in kinds["summary"]["rows"]
     assert ("classes", "a, b") in kinds["summary"]["rows"]

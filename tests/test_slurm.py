@@ -62,8 +62,19 @@ def workflow_copy(dest: Path) -> Path:
 def snakemake(workdir: Path, *args: str, timeout_s: int) -> subprocess.CompletedProcess:
     """`snakemake TARGET --configfile config/config.yaml ARGS` in `workdir`, under timeout -k."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = ["timeout", "-k", "30", str(timeout_s), sys.executable, "-m", "snakemake", TARGET,
-           "--configfile", "config/config.yaml", *args]  # fmt: skip
+    cmd = [
+        "timeout",
+        "-k",
+        "30",
+        str(timeout_s),
+        sys.executable,
+        "-m",
+        "snakemake",
+        TARGET,
+        "--configfile",
+        "config/config.yaml",
+        *args,
+    ]
     return subprocess.run(
         cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout_s + 60
     )
@@ -111,8 +122,12 @@ def squeue_states(job_ids: list[str]) -> dict[str, str]:
 def squeue_jobs(job_ids: list[str]) -> dict[str, tuple[str, str]]:
     """{SLURM job id: (state, GRES asked per job, e.g. "gres:gpu:1")} from squeue."""
     fmt = "JobID:20,State:20,tres-per-job:40"
-    r = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-O", fmt],
-                       capture_output=True, text=True, timeout=30)  # fmt: skip
+    r = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-j", ",".join(job_ids), "-O", fmt],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     rows = (line.split() for line in r.stdout.splitlines() if line.strip())
     return {row[0]: (row[1], row[2] if len(row) > 2 else "") for row in rows}
 
@@ -220,8 +235,11 @@ def preempt(slurm_id: str) -> None:
     otherwise hold a requeued job for about two minutes)."""
     subprocess.run(["scontrol", "requeue", slurm_id], check=True, timeout=30)
     state = ["squeue", "-h", "-j", slurm_id, "-o", "%T"]
-    wait_for(lambda: subprocess.run(state, capture_output=True, text=True).stdout.strip()
-             == "PENDING", 60, f"job {slurm_id} to be requeued")  # fmt: skip
+    wait_for(
+        lambda: subprocess.run(state, capture_output=True, text=True).stdout.strip() == "PENDING",
+        60,
+        f"job {slurm_id} to be requeued",
+    )
     subprocess.run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"], check=True)
 
 
@@ -231,8 +249,18 @@ def test_preempted_training_job_is_requeued_and_resumes(slurm_cluster, tmp_path)
     write_fake_prepared(tmp_path / "prepared", n_per_class=16)
     (tmp_path / "Snakefile").write_text(RESUME_SNAKEFILE)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    cmd = ["timeout", "-k", "30", "600", sys.executable, "-m", "snakemake", "models/global.pt",
-           "--profile", str(PROFILE)]  # fmt: skip
+    cmd = [
+        "timeout",
+        "-k",
+        "30",
+        "600",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "models/global.pt",
+        "--profile",
+        str(PROFILE),
+    ]
     with open(tmp_path / "snakemake.out", "w") as sink:
         proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:

@@ -24,14 +24,31 @@ from fer.train.loop import Criterion
 from tests.fakes import write_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"epochs": 3, "batch_size": 16, "lr": 0.05, "milestones": [2], "samples_per_class": 24,
-        "workers": 1}  # fmt: skip
+TINY = {
+    "epochs": 3,
+    "batch_size": 16,
+    "lr": 0.05,
+    "milestones": [2],
+    "samples_per_class": 24,
+    "workers": 1,
+}
 METRICS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def train_args(prepared, out, arch="global", fold=None, **recipe):
-    args = ["--prepared", str(prepared), "--arch", arch, "--out", str(out), "--threads", "1",
-            "--no-progress", "--recipe", json.dumps({**TINY, **recipe})]  # fmt: skip
+    args = [
+        "--prepared",
+        str(prepared),
+        "--arch",
+        arch,
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--recipe",
+        json.dumps({**TINY, **recipe}),
+    ]
     return args + (["--fold", str(fold)] if fold is not None else [])
 
 
@@ -64,8 +81,18 @@ def test_tiny_run_learns_and_writes_the_contract_outputs(reference_run):
     model, meta = load_checkpoint(reference_run)
     assert meta["best_val_acc"] > 0.5  # chance is 1/7
     assert meta["best_val_acc"] == max(float(r["val_acc"]) for r in rows)
-    for key in ("classes", "seed", "selection", "global_input", "fold", "best_epoch", "git_sha",
-                "config_hash", "recipe", "dataset"):  # fmt: skip
+    for key in (
+        "classes",
+        "seed",
+        "selection",
+        "global_input",
+        "fold",
+        "best_epoch",
+        "git_sha",
+        "config_hash",
+        "recipe",
+        "dataset",
+    ):
         assert key in meta, key
     assert meta["selection"] == "val" and not meta["selected_on_test"]
     run = json.loads(reference_run.with_suffix(".run.json").read_text())
@@ -88,8 +115,13 @@ def test_killed_run_resumes_to_the_same_metrics(prepared, reference_run, tmp_pat
     out = tmp_path / "models" / "global.pt"
     state = tmp_path / "models" / ".state" / "global" / "last.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "fer.cli", "train", *train_args(prepared, out)],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fer.cli", "train", *train_args(prepared, out)],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -111,8 +143,20 @@ def test_killed_run_resumes_to_the_same_metrics(prepared, reference_run, tmp_pat
 
 def test_roi_arch_trains_and_selection_test_marks_every_output(prepared, tmp_path):
     out = tmp_path / "roi.pt"
-    assert T.main(train_args(prepared, out, arch="roi", epochs=1, selection="test",
-                             max_steps_per_epoch=3, amp="none")) == 0  # fmt: skip
+    assert (
+        T.main(
+            train_args(
+                prepared,
+                out,
+                arch="roi",
+                epochs=1,
+                selection="test",
+                max_steps_per_epoch=3,
+                amp="none",
+            )
+        )
+        == 0
+    )
     _, meta = load_checkpoint(out)
     assert meta["model"] == "roi" and meta["selection"] == "test" and meta["selected_on_test"]
     assert "TEST" in meta["warning"]
@@ -181,8 +225,21 @@ def test_kfold_and_bce_paths_run(fake_prepared, tmp_path):
         ),
     )
     out = tmp_path / "global.fold1.pt"
-    assert T.main(train_args(root, out, fold=1, epochs=1, loss="bce", max_steps_per_epoch=2,
-                             face_size=24, augment=False)) == 0  # fmt: skip
+    assert (
+        T.main(
+            train_args(
+                root,
+                out,
+                fold=1,
+                epochs=1,
+                loss="bce",
+                max_steps_per_epoch=2,
+                face_size=24,
+                augment=False,
+            )
+        )
+        == 0
+    )
     _, meta = load_checkpoint(out)
     assert meta["fold"] == 1 and meta["recipe"]["loss"] == "bce" and meta["face_size"] == 24
     assert all(float(r["train_loss"]) < 1.0 for r in history(out))  # BCE scale, finite
@@ -205,8 +262,10 @@ def test_fine_tuning_from_a_checkpoint_of_other_classes_is_recorded(
     """weights: a `fer train` checkpoint (7 classes) starts a 5-class model; the run says so."""
     five = fake_prepared("five", classes=("happy", "sad", "surprise", "fear", "anger"))
     out = tmp_path / "tuned.pt"
-    assert T.main(train_args(five, out, epochs=1, max_steps_per_epoch=2,
-                             weights=str(reference_run))) == 0  # fmt: skip
+    assert (
+        T.main(train_args(five, out, epochs=1, max_steps_per_epoch=2, weights=str(reference_run)))
+        == 0
+    )
     init = json.loads((tmp_path / "tuned.run.json").read_text())["init"]
     assert init["kind"] == "fer checkpoint" and init["weights"] == str(reference_run)
     assert len(init["from_classes"]) == 7 and init["tensors"] > 100

@@ -49,17 +49,24 @@ def test_flip_and_affine_identity_cases():
 
 def test_affine_translation_is_a_whole_pixel_shift_with_zero_fill():
     x = A.to_float(_batch(n=8, size=20), 20) + 0.01  # no true zeros in the input
-    out = A.random_affine(x, torch.Generator().manual_seed(3), p=1.0, degrees=0.0,
-                          translate=0.2, scale=(1.0, 1.0))  # fmt: skip
+    out = A.random_affine(
+        x, torch.Generator().manual_seed(3), p=1.0, degrees=0.0, translate=0.2, scale=(1.0, 1.0)
+    )
     for img, src in zip(out, x, strict=True):
         found = False
         for dy in range(-4, 5):
             for dx in range(-4, 5):
                 shifted = torch.zeros_like(src)
-                ys, yd = (slice(0, 20 - dy), slice(dy, 20)) if dy >= 0 else (
-                    slice(-dy, 20), slice(0, 20 + dy))  # fmt: skip
-                xs, xd = (slice(0, 20 - dx), slice(dx, 20)) if dx >= 0 else (
-                    slice(-dx, 20), slice(0, 20 + dx))  # fmt: skip
+                ys, yd = (
+                    (slice(0, 20 - dy), slice(dy, 20))
+                    if dy >= 0
+                    else (slice(-dy, 20), slice(0, 20 + dy))
+                )
+                xs, xd = (
+                    (slice(0, 20 - dx), slice(dx, 20))
+                    if dx >= 0
+                    else (slice(-dx, 20), slice(0, 20 + dx))
+                )
                 shifted[:, yd, xd] = src[:, ys, xs]
                 found |= torch.equal(shifted, img)
         assert found, "a translation must move the image by whole pixels, filling zeros"

@@ -42,9 +42,13 @@ def test_demo_plans():
     r = smk("-n", "reports/all.html")
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout) == {
-        "generate_demo": 1, "build_manifest": 1, "prepare_faces": 1, "train_model": 2,
-        "evaluate_cell": 3, "render_report": 1,
-    }  # fmt: skip
+        "generate_demo": 1,
+        "build_manifest": 1,
+        "prepare_faces": 1,
+        "train_model": 2,
+        "evaluate_cell": 3,
+        "render_report": 1,
+    }
 
 
 def test_paper_grid_plans_every_cell_without_data():
@@ -54,17 +58,24 @@ def test_paper_grid_plans_every_cell_without_data():
     # 4 holdout sets x 2 models, CK+ 10 folds x 2 models, 7 prepared sets,
     # cells: (1 + 4 + 4 + 1 + 1) targets x 3 archs.
     assert counts == {
-        "build_manifest": 7, "prepare_faces": 7, "train_model": 8, "train_fold": 20,
-        "evaluate_cell": 33, "render_report": 1,
-    }  # fmt: skip
+        "build_manifest": 7,
+        "prepare_faces": 7,
+        "train_model": 8,
+        "train_fold": 20,
+        "evaluate_cell": 33,
+        "render_report": 1,
+    }
 
 
 def test_single_cell_plans_exactly_its_chain():
     r = smk("-n", "--configfile=config/paper.yaml", "results/rafdb/sfew_fused.json")
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout) == {
-        "build_manifest": 2, "prepare_faces": 2, "train_model": 2, "evaluate_cell": 1,
-    }  # fmt: skip
+        "build_manifest": 2,
+        "prepare_faces": 2,
+        "train_model": 2,
+        "evaluate_cell": 1,
+    }
     assert "resources/rafdb/prepared/index.csv" in r.stdout
     assert "resources/sfew/prepared/index.csv" in r.stdout
     assert "affectnet" not in r.stdout
@@ -84,7 +95,7 @@ def test_single_cell_plans_exactly_its_chain():
             "config error: train_on: 'nosuch' is not a key of datasets (['demo'])",
         ),
     ],
-)  # fmt: skip
+)
 def test_bad_config_fails_fast_with_one_line(override, expected):
     r = smk("-n", "--config", override)
     assert r.returncode != 0
@@ -107,12 +118,16 @@ def plan_errors(tmp_path, edit) -> list[str]:
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("milestones", [5, 3], "config error: train recipe of demo/global: recipe key "
-         "'milestones' is [5, 3]; expected strictly increasing epochs"),
+        (
+            "milestones",
+            [5, 3],
+            "config error: train recipe of demo/global: recipe key "
+            "'milestones' is [5, 3]; expected strictly increasing epochs",
+        ),
         ("face_size", 4, "config error: train.defaults.face_size: 4 is less than the minimum of 8"),
         ("workers", -1, "config error: train.defaults.workers: -1 is less than the minimum of 0"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_recipe_fails_at_planning_like_fer_train_would(tmp_path, key, value, expected):
     """The recipe's one declaration (fer/train/recipe.py) is checked before any job runs."""
     errors = plan_errors(tmp_path, lambda cfg: cfg["train"]["defaults"].update({key: value}))
@@ -146,8 +161,15 @@ def _init_from(source: str) -> str:
 
 def test_init_from_trains_the_upstream_model_first():
     """Fine-tuning CK+ from the RAF-DB model: every fold waits for models/rafdb/global.pt."""
-    r = smk("-n", "--printshellcmds", "--configfile=config/paper.yaml", "--config",
-            _init_from("rafdb"), "--", "results/ckplus/ckplus_global.json")  # fmt: skip
+    r = smk(
+        "-n",
+        "--printshellcmds",
+        "--configfile=config/paper.yaml",
+        "--config",
+        _init_from("rafdb"),
+        "--",
+        "results/ckplus/ckplus_global.json",
+    )
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout)["train_model"] == 1  # rafdb/global, nothing else of rafdb's
     jobs = train_fold_jobs(r.stdout)
@@ -168,8 +190,14 @@ def test_init_from_trains_the_upstream_model_first():
     ],
 )
 def test_bad_init_from_fails_at_planning(source, expected):
-    r = smk("-n", "--configfile=config/paper.yaml", "--config", _init_from(source), "--",
-            "results/ckplus/ckplus_global.json")  # fmt: skip
+    r = smk(
+        "-n",
+        "--configfile=config/paper.yaml",
+        "--config",
+        _init_from(source),
+        "--",
+        "results/ckplus/ckplus_global.json",
+    )
     errors = [line for line in r.stderr.splitlines() if line.startswith("config error")]
     if expected is None:
         assert r.returncode == 0 and errors == [], r.stderr
@@ -254,9 +282,13 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
     r = smk("-n", "reports/all.html", "--configfile=config/ckplus48.yaml")
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout) == {
-        "build_manifest": 2, "prepare_faces": 2, "train_model": 2, "train_fold": 20,
-        "evaluate_cell": 6, "render_report": 1,
-    }  # fmt: skip
+        "build_manifest": 2,
+        "prepare_faces": 2,
+        "train_model": 2,
+        "train_fold": 20,
+        "evaluate_cell": 6,
+        "render_report": 1,
+    }
     jobs = train_fold_jobs(r.stdout)
     for model in ("global", "roi"):
         inputs = [job["input"] for job in jobs if f"model={model}," in job["wildcards"]]
@@ -275,8 +307,16 @@ def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
         " max_steps_per_epoch: 2, samples_per_class: 10}}\n"
         "evaluate: {bootstrap: 20}\n"
     )
-    r = smk("reports/all.html", f"--configfile={cfg}", "--cores", "2", "--resources", "gpu=1",
-            cwd=tmp_path, timeout=900)  # fmt: skip
+    r = smk(
+        "reports/all.html",
+        f"--configfile={cfg}",
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     assert len(list((tmp_path / "models" / "ckplus").glob("*.fold*.pt"))) == 6
     result = json.loads((tmp_path / "results/ckplus/ckplus_fused.json").read_text())

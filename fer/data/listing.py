@@ -30,24 +30,19 @@ def is_image(name: str) -> bool:
 
 def find_dir(parent: Path, *names: str) -> Path | None:
     """The first sub-folder of ``parent`` whose name matches one of ``names``, ignoring case."""
-    if not parent.is_dir():
-        return None
-    present = {p.name.lower(): p for p in parent.iterdir() if p.is_dir()}
-    for name in names:
-        if name.lower() in present:
-            return present[name.lower()]
-    return None
+    return _find(parent, names, Path.is_dir)
 
 
 def find_file(parent: Path, *names: str) -> Path | None:
     """The first file of ``parent`` whose name matches one of ``names``, ignoring case."""
+    return _find(parent, names, Path.is_file)
+
+
+def _find(parent: Path, names: tuple[str, ...], kind: Callable[[Path], bool]) -> Path | None:
     if not parent.is_dir():
         return None
-    present = {p.name.lower(): p for p in parent.iterdir() if p.is_file()}
-    for name in names:
-        if name.lower() in present:
-            return present[name.lower()]
-    return None
+    present = {p.name.lower(): p for p in parent.iterdir() if kind(p)}
+    return next((present[n.lower()] for n in names if n.lower() in present), None)
 
 
 def folder_label(name: str) -> str:

@@ -16,8 +16,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from fer import cliargs
 from fer.atomic import atomic_write, write_json
-from fer.contracts import MANIFEST_COLUMNS, MANIFEST_SUMMARY, SPLITS
+from fer.contracts import MANIFEST_COLUMNS, MANIFEST_SUMMARY, SPLITS, VAL_FRACTION_MAX
 from fer.data import AdapterResult, Row, check_root, get_adapter, list_datasets
 from fer.data.splits import carve_val, kfold
 from fer.errors import FerError, parse_json_object
@@ -76,11 +77,19 @@ def build_manifest(
         )
     folds = assign_splits(rows, val_fraction, k, seed)
     table = [
-        {"path": r.path, "label": CANONICAL.index(r.label_name), "label_name": r.label_name,
-         "split": r.split, "group": r.group, "fold": f, "box": r.box, "landmarks": r.landmarks,
-         "votes": r.votes}
+        {
+            "path": r.path,
+            "label": CANONICAL.index(r.label_name),
+            "label_name": r.label_name,
+            "split": r.split,
+            "group": r.group,
+            "fold": f,
+            "box": r.box,
+            "landmarks": r.landmarks,
+            "votes": r.votes,
+        }
         for r, f in zip(rows, folds, strict=True)
-    ]  # fmt: skip
+    ]
     summary = {"dataset": dataset, "adapter": entry.name, "root": os.path.abspath(root)}
     summary.update(summarise(rows, folds, result, k))
     summary.update({"seed": seed, "val_fraction": val_fraction, "options": resolved})
@@ -142,47 +151,29 @@ def adapters_help() -> str:
 
 def get_args_parser() -> argparse.ArgumentParser:
     """The ``fer manifest`` argument parser."""
-    p = argparse.ArgumentParser(
-        prog="fer manifest",
-        description="List a data set in its publisher layout into manifest.csv (one row per "
-        "image: label, split, subject group, fold) and manifest.summary.json beside it.",
+    p = cliargs.parser(
+        "fer manifest",
+        "List a data set in its publisher layout into manifest.csv (one row per image: label, "
+        "split, subject group, fold) and manifest.summary.json beside it.",
         epilog=adapters_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True, help="data set name (names the manifest)")
-    p.add_argument(
-        "--adapter",
-        help="registered adapter that reads it (default: --dataset); "
-        "one of " + ", ".join(list_datasets()),
+    p.add_argument("--adapter", help="the registered adapter that reads it (default: --dataset)")
+    root = "the data set's folder, in its publisher layout (only read)"
+    p.add_argument("--root", required=True, type=Path, help=root)
+    options = 'adapter options as a JSON object, e.g. \'{"images": "aligned"}\''
+    p.add_argument("--options", default="{}", help=options)
+    val = (
+        "fraction of each class of train carved into val, grouped by subject (ignored where "
+        "the set has an official val split, and with --kfold)"
     )
-    p.add_argument(
-        "--root",
-        required=True,
-        type=Path,
-        help="the data set's folder, in its publisher layout (read-only)",
-    )
-    p.add_argument(
-        "--options",
-        default="{}",
-        help='adapter options as a JSON object, e.g. \'{"images": "aligned"}\'',
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="fraction of each class of train carved into val, grouped by subject "
-        "(ignored where the set has an official val split or with --kfold)",
-    )
-    p.add_argument(
-        "--kfold",
-        type=int,
-        default=None,
-        help="K: subject-grouped k-fold; every row becomes split=train with fold 0..K-1",
-    )
+    share = cliargs.number(0, VAL_FRACTION_MAX)
+    p.add_argument("--val-fraction", type=share, default=0.1, help=val)
+    kfold = "subject-grouped k-fold: every row becomes split=train with a fold 0..K-1"
+    p.add_argument("--kfold", type=cliargs.integer(2), metavar="K", help=kfold)
     p.add_argument("--seed", type=int, default=0, help="seed of the val carving and the folds")
-    p.add_argument(
-        "--out", required=True, type=Path, help="manifest.csv to write (the summary goes beside it)"
-    )
+    out = "manifest.csv to write (the summary goes beside it)"
+    p.add_argument("--out", required=True, type=Path, help=out)
     return p
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fer import cliargs
 from fer.atomic import write_json
 from fer.contracts import ARCHS
 from fer.errors import FerError
@@ -16,69 +17,32 @@ DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
 
 def get_args_parser() -> argparse.ArgumentParser:
     """The ``fer evaluate`` command line."""
-    p = argparse.ArgumentParser(
-        prog="fer evaluate",
-        description="Score trained models on a target into one result JSON per (train set, "
-        "target, arch) cell: global, roi or fused, within- or cross-dataset.",
+    p = cliargs.parser(
+        "fer evaluate",
+        "Score trained models on a target into one result JSON per (train set, target, arch) "
+        "cell: global, roi or fused, within- or cross-dataset.",
     )
     p.add_argument("--dataset", required=True, help="data set the models were trained on")
     p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
     p.add_argument("--arch", required=True, choices=ARCHS, help="which arch this result reports")
     p.add_argument("--prepared", required=True, type=Path, help="the target's prepared folder")
-    p.add_argument(
-        "--global-ckpt",
-        nargs="+",
-        type=Path,
-        default=[],
-        help="Global Net checkpoint(s), one per fold for k-fold",
-    )
-    p.add_argument(
-        "--roi-ckpt",
-        nargs="+",
-        type=Path,
-        default=[],
-        help="Global-ROI Net checkpoint(s), one per fold for k-fold",
-    )
-    p.add_argument(
-        "--within",
-        action="store_true",
-        help="within-dataset: score the test split (or each checkpoint's fold) "
-        "instead of every usable row",
-    )
-    p.add_argument(
-        "--protocol",
-        default="shared",
-        choices=list(PROTOCOLS),
-        help="class-scoring protocol; reference = JAFFE without neutral (default: %(default)s)",
-    )
-    p.add_argument(
-        "--fusion-weights",
-        default=DEFAULT_WEIGHTS,
-        help="weights of the fused logits, as roi=W,global=W (default: %(default)s)",
-    )
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        help="bootstrap resamples for accuracy's 95%% interval, 0 = none (default: %(default)s)",
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap (default: %(default)s)"
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=64, help="images per forward pass (default: %(default)s)"
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device; auto = cuda when present (default: %(default)s)",
-    )
+    for kind, name in (("global", "Global Net"), ("roi", "Global-ROI Net")):
+        what = f"{name} checkpoint(s), one per fold for a k-fold target"
+        p.add_argument(f"--{kind}-ckpt", nargs="+", type=Path, default=[], help=what)
+    within = "within-dataset: score the test split (or each checkpoint's fold), not every row"
+    p.add_argument("--within", action="store_true", help=within)
+    protocol = "class-scoring protocol; reference = JAFFE without neutral"
+    p.add_argument("--protocol", default="shared", choices=list(PROTOCOLS), help=protocol)
+    fusion = "weights of the fused logits, as roi=W,global=W"
+    p.add_argument("--fusion-weights", default=DEFAULT_WEIGHTS, help=fusion)
+    boot = "bootstrap resamples of accuracy's 95%% interval (0: none)"
+    p.add_argument("--bootstrap", type=cliargs.integer(0), default=1000, help=boot)
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    batch = "images per forward pass"
+    p.add_argument("--batch-size", type=cliargs.integer(1), default=64, help=batch)
+    cliargs.add_device(p)
     p.add_argument("--config-hash", default="", help="workflow config hash, for provenance")
-    p.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (default: shown on a terminal only)",
-    )
+    cliargs.add_no_progress(p)
     p.add_argument("--out", required=True, type=Path, help="result JSON to write (atomically)")
     return p
 

@@ -84,11 +84,23 @@ def create_model(
         model.fer_init = {"weights": init.source, "kind": "resnet18", "tensors": n}
     elif init is not None:
         n = load_finetune(model, init)
-        keep = ("dataset", "classes", "fold", "best_epoch", "best_val_acc", "config_hash",
-                "git_sha", "selected_on_test")  # fmt: skip
+        keep = (
+            "dataset",
+            "classes",
+            "fold",
+            "best_epoch",
+            "best_val_acc",
+            "config_hash",
+            "git_sha",
+            "selected_on_test",
+        )
         upstream = {f"from_{k}": init.meta[k] for k in keep if k in init.meta}
-        model.fer_init = {"weights": init.source, "kind": "fer checkpoint", "tensors": n,
-                          **upstream}  # fmt: skip
+        model.fer_init = {
+            "weights": init.source,
+            "kind": "fer checkpoint",
+            "tensors": n,
+            **upstream,
+        }
     return model
 
 

@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from fer.models.base import FerModel
 from fer.models.cbam import CBAM, Fp32BatchNorm1d
 from fer.models.weights import load_into_trunk
 
@@ -23,7 +24,7 @@ def resnet_trunk(resnet: nn.Module, names: tuple[str, ...] = TRUNK_LAYERS) -> nn
     return nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in names))
 
 
-class GlobalNet(nn.Module):
+class GlobalNet(FerModel):
     """Single-branch model on the face; ``forward`` returns logits (B, C)."""
 
     arch = "global"
@@ -31,22 +32,15 @@ class GlobalNet(nn.Module):
     class_head = ("fc.", "bn.")  # the classifier: not copied when fine-tuning on other classes
 
     def __init__(self, num_classes: int, face_size: int = 224, roi_size: int = 90) -> None:
-        super().__init__()
-        self.num_classes, self.face_size, self.roi_size = num_classes, face_size, roi_size
+        super().__init__(num_classes, face_size, roi_size)
         self.trunk = resnet_trunk(torchvision.models.resnet18(weights=None))
         self.cbam = CBAM(512)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512, num_classes)
         self.bn = Fp32BatchNorm1d(num_classes)
 
-    def forward(
-        self,
-        face: torch.Tensor,
-        eye: torch.Tensor | None = None,
-        nose: torch.Tensor | None = None,
-        mouth: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits (B, C), float32, for ``face`` (B×3×H×W); the ROI tensors are ignored."""
+    def classify(self, face: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C), float32, for ``face`` (B×3×H×W); ``forward`` ignores ROI tensors."""
         features = torch.flatten(self.pool(self.cbam(self.trunk(face))), 1)
         return self.bn(self.fc(features))
 

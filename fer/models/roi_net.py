@@ -20,6 +20,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, ResNet
 
+from fer.models.base import FerModel
 from fer.models.cbam import CBAM, Fp32BatchNorm1d
 from fer.models.global_net import TRUNK_LAYERS, resnet_trunk
 from fer.models.weights import load_into_trunk
@@ -104,7 +105,7 @@ def roi_trunk() -> nn.Sequential:
     return resnet_trunk(resnet, ROI_LAYERS)
 
 
-class GlobalRoiNet(nn.Module):
+class GlobalRoiNet(FerModel):
     """Two-branch model; ``forward`` gives ``(x, x_whole, x_roi)``, each (B, C); ``x`` predicts."""
 
     arch = "roi"
@@ -112,8 +113,7 @@ class GlobalRoiNet(nn.Module):
     class_head = ("fc.", "bn.")  # shared by the three heads: not copied when fine-tuning
 
     def __init__(self, num_classes: int, face_size: int = 224, roi_size: int = 90) -> None:
-        super().__init__()
-        self.num_classes, self.face_size, self.roi_size = num_classes, face_size, roi_size
+        super().__init__(num_classes, face_size, roi_size)
         self.whole = whole_branch()
         self.whole_pool = nn.AdaptiveAvgPool2d(1)
         self.roi_trunk = roi_trunk()
@@ -137,16 +137,8 @@ class GlobalRoiNet(nn.Module):
         roi = torch.flatten(self.roi_pool(torch.cat(maps, dim=1)), 1)
         return self.bn_roi(self.fc_roi(F.relu(roi)))
 
-    def forward(
-        self,
-        face: torch.Tensor,
-        eye: torch.Tensor | None = None,
-        nose: torch.Tensor | None = None,
-        mouth: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def classify(self, face, eye, nose, mouth) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x, x_whole, x_roi)`` logits for the face (B×3×F×F) and its three ROIs (B×3×R×R)."""
-        if eye is None or nose is None or mouth is None:
-            raise ValueError("the roi model needs the eye, nose and mouth tensors")
         whole = torch.flatten(self.whole_pool(self.whole(face)), 1)
         roi = self.roi_vector(eye, nose, mouth)
         x_whole = self.head(whole)

@@ -100,9 +100,12 @@ def load_into_trunk(
     their init. Any other trunk key missing from ``state`` or of another shape raises FerError
     naming ``source``. Returns the number of tensors copied.
     """
-    picked = _matching(trunk.state_dict(), state,
-                       lambda key: any(part in extra for part in key.split(".")),
-                       f"{source}: not a ResNet-18 state_dict")  # fmt: skip
+    picked = _matching(
+        trunk.state_dict(),
+        state,
+        lambda key: any(part in extra for part in key.split(".")),
+        f"{source}: not a ResNet-18 state_dict",
+    )
     trunk.load_state_dict(picked, strict=False)
     return len(picked)
 
@@ -144,8 +147,11 @@ def load_finetune(model: nn.Module, init: Init) -> int:
             f"{init.source}: a {arch!r} checkpoint cannot initialise a {model.arch!r} model "
             f"(fine-tuning starts from a model of the same architecture)"
         )
-    picked = _matching(model.state_dict(), init.state,
-                       lambda key: key.startswith(model.class_head),
-                       f"{init.source}: does not fit a {model.arch!r} model")  # fmt: skip
+    picked = _matching(
+        model.state_dict(),
+        init.state,
+        lambda key: key.startswith(model.class_head),
+        f"{init.source}: does not fit a {model.arch!r} model",
+    )
     model.load_state_dict(picked, strict=False)
     return len(picked)

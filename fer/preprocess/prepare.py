@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer import __version__
+from fer import __version__, cliargs
 from fer.contracts import (
     MANIFEST_COLUMNS,
     MANIFEST_REQUIRED,
@@ -40,74 +40,43 @@ from fer.provenance import resolve_device as resolve_torch_device
 
 def get_args_parser() -> argparse.ArgumentParser:
     """Flags of ``fer prepare``."""
-    p = argparse.ArgumentParser(prog="fer prepare", description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--manifest",
-        required=True,
-        type=Path,
-        help="resources/DATASET/manifest.csv (manifest.summary.json must sit beside it)",
+    p = cliargs.parser(
+        "fer prepare",
+        "Detect, align and crop: manifest -> prepared arrays (aligned face chips, 68 landmarks, "
+        "eye / nose / mouth crops) with a status per image; a rerun with the same manifest and "
+        "settings does nothing.",
     )
-    p.add_argument(
-        "--root",
-        required=True,
-        type=Path,
-        help="the data set's root folder; manifest paths are relative to it (read only)",
+    manifest = "resources/DATASET/manifest.csv (manifest.summary.json beside it)"
+    p.add_argument("--manifest", required=True, type=Path, help=manifest)
+    root = "the data set's folder; manifest paths are relative to it (only read)"
+    p.add_argument("--root", required=True, type=Path, help=root)
+    p.add_argument("--out", required=True, type=Path, help="output folder, resources/X/prepared")
+    detector = (
+        "face detector: mtcnn (in the wild), dlib (HOG, the reference's), none (the whole "
+        "frame is the face: cropped sets), given (the manifest's boxes / landmarks)"
     )
-    p.add_argument(
-        "--out", required=True, type=Path, help="output folder, e.g. resources/X/prepared"
-    )
-    p.add_argument(
-        "--detector",
-        default="mtcnn",
-        choices=DETECTORS,
-        help="face detector: mtcnn (in the wild), dlib (HOG, the reference's), none "
-        "(whole frame is the face: cropped sets), given (manifest box/landmarks)",
-    )
-    p.add_argument("--face-size", type=int, default=224, help="aligned chip side in pixels")
-    p.add_argument("--roi-size", type=int, default=90, help="side of the squashed ROI crops")
-    p.add_argument("--padding", type=float, default=0.25, help="dlib.get_face_chip padding")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="processes for decode + landmarks (default: all cores; 1 = in process)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=("auto", "cpu", "cuda"),
-        help="where MTCNN runs (auto: cuda when available)",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=32,
-        help="images per chunk (one pool task; MTCNN batches equal-size images in it)",
-    )
-    p.add_argument(
-        "--keep-original",
-        action="store_true",
-        help="also write original.npy: the whole frame resized to face-size",
-    )
-    p.add_argument(
-        "--contact-sheet-n", type=int, default=48, help="number of chips on contact_sheet.png"
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="recompute even if --out already holds this manifest with these settings",
-    )
+    p.add_argument("--detector", default="mtcnn", choices=DETECTORS, help=detector)
+    cliargs.add_sizes(p, 224, 90, "of the stored arrays in pixels")
+    padding = "dlib.get_face_chip padding"
+    p.add_argument("--padding", type=cliargs.number(0), default=0.25, help=padding)
+    workers = "processes for decode + landmarks (1 = in this process)"
+    p.add_argument("--workers", type=cliargs.integer(1), default=os.cpu_count() or 1, help=workers)
+    where = "where MTCNN runs (auto: cuda when visible)"
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=where)
+    chunk = "images per chunk (one pool task; MTCNN batches equal-size images in it)"
+    p.add_argument("--batch-size", type=cliargs.integer(1), default=32, help=chunk)
+    original = "also write original.npy: the whole frame resized to --face-size"
+    p.add_argument("--keep-original", action="store_true", help=original)
+    sheet = "number of chips on contact_sheet.png"
+    p.add_argument("--contact-sheet-n", type=cliargs.integer(0), default=48, help=sheet)
+    force = "recompute even if --out already holds this manifest with these settings"
+    p.add_argument("--force", action="store_true", help=force)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``fer prepare``; returns the exit status."""
     args = get_args_parser().parse_args(argv)
-    for name in ("face_size", "roi_size", "workers", "batch_size"):
-        if getattr(args, name) < 1:
-            raise FerError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.padding < 0:
-        raise FerError(f"--padding must be >= 0, got {args.padding}")
     table, manifest_summary, digest = read_manifest(args.manifest)
     settings = Settings(
         str(args.root),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fer import cliargs
 from fer.errors import FerError
 
 DEFAULT_TITLE = "FER: global and ROI features fused CNN — results"
@@ -19,11 +20,11 @@ DEFAULT_TITLE = "FER: global and ROI features fused CNN — results"
 
 def get_args_parser() -> argparse.ArgumentParser:
     """Command-line options of ``fer report``."""
-    p = argparse.ArgumentParser(
-        prog="fer report",
-        description="Render every accuracy table, with confusion matrices, training curves, "
-        "preprocessing accounting and provenance, into one self-contained HTML file. A declared "
-        "result cell whose file does not exist yet is shown as missing, never as a number.",
+    p = cliargs.parser(
+        "fer report",
+        "Render every accuracy table, with confusion matrices, training curves, preprocessing "
+        "accounting and provenance, into one self-contained HTML file. A declared result cell "
+        "whose file does not exist yet is shown as missing, never as a number.",
     )
     p.add_argument(
         "--cells",

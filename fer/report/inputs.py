@@ -65,8 +65,10 @@ class Cell:
     def adapters(self) -> dict[str, str]:
         """The adapter behind each name (the result's record, else the names themselves)."""
         recorded = (self.result or {}).get("adapters") or {}
-        return {"dataset": recorded.get("dataset") or self.dataset,
-                "target": recorded.get("target") or self.target}  # fmt: skip
+        return {
+            "dataset": recorded.get("dataset") or self.dataset,
+            "target": recorded.get("target") or self.target,
+        }
 
 
 @dataclass

@@ -28,8 +28,9 @@ def to_float(batch: torch.Tensor, size: int, channels_last: bool = True) -> torc
     """
     x = batch.permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False).clamp_(0.0, 1.0)  # fmt: skip
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        ).clamp_(0.0, 1.0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     return x.contiguous(memory_format=fmt)
 
@@ -46,8 +47,9 @@ def prepare_eval(batch: torch.Tensor, size: int, channels_last: bool = True) -> 
     return normalize(to_float(batch, size, channels_last))
 
 
-def augment(batch: torch.Tensor, size: int, gen: torch.Generator,
-            channels_last: bool = True) -> torch.Tensor:  # fmt: skip
+def augment(
+    batch: torch.Tensor, size: int, gen: torch.Generator, channels_last: bool = True
+) -> torch.Tensor:
     """The train transform: uint8 ``B×H×W×3`` → augmented, normalised ``B×3×size×size``."""
     x = to_float(batch, size, channels_last)
     x = random_hflip(x, gen)
@@ -74,8 +76,9 @@ def _grey_mean(x: torch.Tensor) -> torch.Tensor:
     return grey.mean(dim=(-2, -1)).view(-1, 1, 1, 1)
 
 
-def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float = 0.2,
-                 contrast: float = 0.2) -> torch.Tensor:  # fmt: skip
+def color_jitter(
+    x: torch.Tensor, gen: torch.Generator, brightness: float = 0.2, contrast: float = 0.2
+) -> torch.Tensor:
     """torchvision ColorJitter(brightness, contrast): factors U(1±b), U(1±c), random order."""
     n, dev = x.shape[0], x.device
     b = _uniform(gen, n, 1 - brightness, 1 + brightness, dev).view(-1, 1, 1, 1)
@@ -91,8 +94,14 @@ def color_jitter(x: torch.Tensor, gen: torch.Generator, brightness: float = 0.2,
     return torch.where(b_first, contr(bright(x)), bright(contr(x)))
 
 
-def random_affine(x: torch.Tensor, gen: torch.Generator, p: float = 0.7, degrees: float = 20.0,
-                  translate: float = 0.2, scale=(0.8, 1.0)) -> torch.Tensor:  # fmt: skip
+def random_affine(
+    x: torch.Tensor,
+    gen: torch.Generator,
+    p: float = 0.7,
+    degrees: float = 20.0,
+    translate: float = 0.2,
+    scale=(0.8, 1.0),
+) -> torch.Tensor:
     """RandomApply([RandomAffine(degrees, translate, scale)], p): nearest sampling, fill 0.
 
     Angle U(±degrees), scale U(scale), translation a whole number of pixels up to
@@ -121,8 +130,9 @@ def random_affine(x: torch.Tensor, gen: torch.Generator, p: float = 0.7, degrees
     return torch.where(apply.view(-1, 1, 1, 1), out, x)
 
 
-def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, scale=(0.02, 0.25),
-                   ratio=(0.3, 3.3)) -> torch.Tensor:  # fmt: skip
+def random_erasing(
+    x: torch.Tensor, gen: torch.Generator, p: float = 0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3)
+) -> torch.Tensor:
     """torchvision RandomErasing(p, scale, ratio, value=0), batched.
 
     Up to ten (area, log-ratio) draws per image; the first rectangle that fits is erased, an image
@@ -147,8 +157,10 @@ def random_erasing(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, scale=
     rows = torch.arange(h, device=dev).view(1, h, 1)
     cols = torch.arange(w, device=dev).view(1, 1, w)
     box = (
-        (rows >= top.view(-1, 1, 1)) & (rows < (top + eh).view(-1, 1, 1))
-        & (cols >= left.view(-1, 1, 1)) & (cols < (left + ew).view(-1, 1, 1))
-    )  # fmt: skip
+        (rows >= top.view(-1, 1, 1))
+        & (rows < (top + eh).view(-1, 1, 1))
+        & (cols >= left.view(-1, 1, 1))
+        & (cols < (left + ew).view(-1, 1, 1))
+    )
     mask = (box & erase.view(-1, 1, 1)).unsqueeze(1)
     return x.masked_fill(mask, 0.0)

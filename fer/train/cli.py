@@ -5,69 +5,34 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fer import cliargs
+from fer.contracts import MODELS
 from fer.train import TrainJob, train
 from fer.train.recipe import Recipe, help_text
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+def get_args_parser() -> argparse.ArgumentParser:
     """The `fer train` command line."""
-    p = argparse.ArgumentParser(
-        prog="fer train",
-        add_help=add_help,
-        description="Train a Global Net or Global-ROI Net from prepared data; writes OUT, its "
-        ".history.csv and .run.json.",
+    p = cliargs.parser(
+        "fer train",
+        "Train a Global Net or Global-ROI Net from prepared data; writes OUT, its .history.csv "
+        "and .run.json. A killed run started again with the same arguments resumes after its "
+        "last complete epoch.",
         epilog=help_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--prepared",
-        required=True,
-        type=Path,
-        help="prepared data folder (resources/{dataset}/prepared)",
-    )
-    p.add_argument(
-        "--arch",
-        required=True,
-        choices=["global", "roi"],
-        help="global: Global Net on all images; roi: Global-ROI Net on images with ROIs",
-    )
-    p.add_argument(
-        "--recipe",
-        default="{}",
-        help="JSON object of recipe keys (listed below); default: {} (every default)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        type=Path,
-        help="checkpoint to write, e.g. models/{dataset}/{arch}.pt",
-    )
-    p.add_argument(
-        "--fold",
-        type=int,
-        default=None,
-        help="k-fold data sets: hold out this fold (validation is carved from the "
-        "other folds' groups)",
-    )
-    p.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        help="resume state folder (default: <out dir>/.state/<out stem>/)",
-    )
-    p.add_argument(
-        "--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N"
-    )
-    p.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument(
-        "--keep-state",
-        action="store_true",
-        help="keep the resume state after a successful run (default: delete it, it holds "
-        "about three copies of the model)",
-    )
+    p.add_argument("--prepared", required=True, type=Path, help="resources/DATASET/prepared")
+    p.add_argument("--arch", required=True, choices=MODELS, help="Global Net or Global-ROI Net")
+    p.add_argument("--recipe", default="{}", help="JSON object of recipe keys (listed below)")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint, models/DATASET/ARCH.pt")
+    fold = "k-fold data sets: the fold held out (val is carved from the other folds' subjects)"
+    p.add_argument("--fold", type=cliargs.integer(0), help=fold)
+    state = "resume state folder (default: OUT's folder/.state/OUT's stem/)"
+    p.add_argument("--state-dir", type=Path, help=state)
+    cliargs.add_device(p)
+    cliargs.add_threads(p)
+    cliargs.add_no_progress(p)
+    keep = "keep the resume state after a successful run (about three copies of the model)"
+    p.add_argument("--keep-state", action="store_true", help=keep)
     return p
 
 

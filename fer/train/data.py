@@ -186,8 +186,9 @@ def epoch_order(train: Split, recipe: Recipe, n_classes: int, gen: torch.Generat
 class Batches:
     """uint8 batches of a split, gathered from the prepared arrays by background threads."""
 
-    def __init__(self, data: PreparedData, arch: str, split: Split, global_input: str,
-                 pin: bool = False):  # fmt: skip
+    def __init__(
+        self, data: PreparedData, arch: str, split: Split, global_input: str, pin: bool = False
+    ):
         self.pin = pin  # page-locked tensors (CUDA): the copy to the device runs async
         face = data.faces
         if arch == "global" and global_input == "original":
@@ -216,12 +217,14 @@ class Batches:
         if self.split.votes is not None:
             batch["votes"] = self.split.votes[positions]
         if self.pin:
-            batch = {k: torch.from_numpy(np.ascontiguousarray(v)).pin_memory()
-                     for k, v in batch.items()}  # fmt: skip
+            batch = {
+                k: torch.from_numpy(np.ascontiguousarray(v)).pin_memory() for k, v in batch.items()
+            }
         return batch
 
-    def iterate(self, order: np.ndarray, batch_size: int, workers: int,
-                drop_single: bool = False) -> Iterator[dict[str, np.ndarray]]:  # fmt: skip
+    def iterate(
+        self, order: np.ndarray, batch_size: int, workers: int, drop_single: bool = False
+    ) -> Iterator[dict[str, np.ndarray]]:
         """Batches of ``order`` in order; ``workers`` threads read ahead (0: read inline)."""
         chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if drop_single and chunks and len(chunks[-1]) < 2:

@@ -57,14 +57,18 @@ class Criterion(nn.Module):
     def __init__(self, recipe: Recipe):
         super().__init__()
         self.bce = recipe.loss == "bce"
-        self.base = (nn.BCEWithLogitsLoss() if self.bce
-                     else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing))  # fmt: skip
+        self.base = (
+            nn.BCEWithLogitsLoss()
+            if self.bce
+            else nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        )
         self.weights = recipe.loss_weights
 
     def forward(self, outputs, target: torch.Tensor) -> torch.Tensor:
         if isinstance(outputs, tuple | list):
-            return sum(w * self.base(o.float(), target)
-                       for w, o in zip(self.weights, outputs, strict=True))  # fmt: skip
+            return sum(
+                w * self.base(o.float(), target) for w, o in zip(self.weights, outputs, strict=True)
+            )
         return self.base(outputs.float(), target)
 
 
@@ -166,8 +170,9 @@ def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device):
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)  # fmt: skip
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma
     )
@@ -202,9 +207,16 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
             batches = train_b.iterate(order, r.batch_size, r.workers, True)
             gen = run.aug_gen if r.augment else None
             stats = train_one_epoch(
-                run.model, run.criterion, run.optimizer, batches, run.step, epoch, gen, bar,
+                run.model,
+                run.criterion,
+                run.optimizer,
+                batches,
+                run.step,
+                epoch,
+                gen,
+                bar,
                 last_good,
-            )  # fmt: skip
+            )
         run.scheduler.step()
         batches = val_b.iterate(val_order, r.eval_batch_size, r.workers)
         ev = evaluate(run.model, run.criterion, batches, run.step)

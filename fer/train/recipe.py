@@ -23,14 +23,12 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
-import types
 import typing
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from fer.contracts import MIN_SIDE, VAL_FRACTION_MAX
 from fer.errors import FerError, parse_json_object
+from fer.train.keys import KeySpec, bad_value, default_text, key, spec_of
 
 # Keys of the workflow's recipes that the workflow resolves before `fer train` sees the recipe.
 WORKFLOW_KEYS: dict[str, dict] = {
@@ -41,22 +39,6 @@ WORKFLOW_KEYS: dict[str, dict] = {
         "weights to models/<init_from>/<arch>.pt and makes training wait for it.",
     },
 }
-
-
-def key(default: Any, help: str, *, minimum: float | None = None, maximum: float | None = None,
-        open_below: bool = False, open_above: bool = False, choices: tuple[str, ...] = (),
-        trains: bool = True, workflow_sets: bool = False):  # fmt: skip
-    """Declare one recipe key: a dataclass field whose metadata holds its rules.
-
-    ``minimum``/``maximum`` bound a number (each item of a list), exclusive with ``open_below`` /
-    ``open_above``; ``choices`` lists a string's values. ``trains=False`` keeps a key out of the
-    resume fingerprint (it does not change what is learned); ``workflow_sets`` marks metadata the
-    workflow fills in, not a config key.
-    """
-    rules = {"help": help, "minimum": minimum, "maximum": maximum, "open_below": open_below,
-             "open_above": open_above, "choices": tuple(choices), "trains": trains,
-             "workflow_sets": workflow_sets}  # fmt: skip
-    return field(default=default, metadata=rules)
 
 
 @dataclass(frozen=True)
@@ -73,43 +55,57 @@ class Recipe:
     momentum: float = key(0.9, "SGD momentum (reference 0.9).", minimum=0)
     weight_decay: float = key(1e-4, "SGD weight decay (reference 1e-4).", minimum=0)
     label_smoothing: float = key(
-        0.1, "Cross-entropy label smoothing (reference 0.1).", minimum=0, maximum=1,
-        open_above=True,
-    )  # fmt: skip
-    loss: str = key(
-        "ce", "ce, or bce on the FERPlus vote vectors (normalised over the model's classes).",
-        choices=("ce", "bce"),
-    )  # fmt: skip
-    loss_weights: tuple[float, float, float] = key(
-        (1.0, 0.6, 1.0), "Global-ROI Net loss weights [main, whole, roi] (reference [1, 0.6, 1]).",
+        0.1,
+        "Cross-entropy label smoothing (reference 0.1).",
         minimum=0,
-    )  # fmt: skip
+        maximum=1,
+        open_above=True,
+    )
+    loss: str = key(
+        "ce",
+        "ce, or bce on the FERPlus vote vectors (normalised over the model's classes).",
+        choices=("ce", "bce"),
+    )
+    loss_weights: tuple[float, float, float] = key(
+        (1.0, 0.6, 1.0),
+        "Global-ROI Net loss weights [main, whole, roi] (reference [1, 0.6, 1]).",
+        minimum=0,
+    )
     balanced_sampler: bool = key(
         True, "Class-balanced sampling with replacement, weights N / n_class (reference on)."
     )
     samples_per_class: int | None = key(
-        None, "Samples per epoch = this x classes (reference: 10000 AffectNet, 3000 RAF-DB and "
-        "FERPlus, 500 CK+); null = one pass over train.", minimum=1,
-    )  # fmt: skip
+        None,
+        "Samples per epoch = this x classes (reference: 10000 AffectNet, 3000 RAF-DB and "
+        "FERPlus, 500 CK+); null = one pass over train.",
+        minimum=1,
+    )
     seed: int = key(0, "Seed of the initialisation, the sampling order and the augmentation.")
     selection: str = key(
-        "val", "Checkpoint selection split: val (honest), or test to reproduce the reference's "
-        "choice (marked in every output).", choices=("val", "test"),
-    )  # fmt: skip
+        "val",
+        "Checkpoint selection split: val (honest), or test as the reference (marked everywhere).",
+        choices=("val", "test"),
+    )
     val_fraction: float = key(
-        0.1, "k-fold sets: share of the training folds' subjects carved out for validation "
-        "(the workflow sets the data set's val_fraction).", minimum=0, open_below=True,
+        0.1,
+        "k-fold sets: share of the training folds' subjects carved out for validation "
+        "(the workflow sets the data set's val_fraction).",
+        minimum=0,
+        open_below=True,
         maximum=VAL_FRACTION_MAX,
-    )  # fmt: skip
+    )
     global_input: str = key(
-        "aligned", "Global Net training input: aligned chips, or the un-aligned frames "
-        "(original.npy) as the reference.", choices=("aligned", "original"),
-    )  # fmt: skip
+        "aligned",
+        "Global Net training input: aligned chips, or the un-aligned frames "
+        "(original.npy) as the reference.",
+        choices=("aligned", "original"),
+    )
     weights: str = key(
-        "none", "Initial weights: none, imagenet (torch cache), a path to torchvision's "
+        "none",
+        "Initial weights: none, imagenet (torch cache), a path to torchvision's "
         "ResNet-18 ImageNet file, or a `fer train` checkpoint of the same architecture "
         "(fine-tuned: all but the class head).",
-    )  # fmt: skip
+    )
     face_size: int | None = key(
         None, "Face input side at training time (null: the prepared size).", minimum=MIN_SIDE
     )
@@ -126,13 +122,13 @@ class Recipe:
     max_steps_per_epoch: int | None = key(
         None, "Cap on steps per epoch (quick runs); null = no cap.", minimum=1
     )
-    dataset: str = key(
-        "", "The data set's name (metadata).", trains=False, workflow_sets=True
-    )
+    dataset: str = key("", "The data set's name (metadata).", trains=False, workflow_sets=True)
     config_hash: str = key(
-        "", "Hash of the config the model depends on (metadata).", trains=False,
+        "",
+        "Hash of the config the model depends on (metadata).",
+        trains=False,
         workflow_sets=True,
-    )  # fmt: skip
+    )
 
     @classmethod
     def from_json(cls, text: str | None, where: str = "--recipe") -> Recipe:
@@ -147,13 +143,17 @@ class Recipe:
         specs = key_specs()
         for name in data:
             if name in WORKFLOW_KEYS:
-                raise FerError(f"{where}: recipe key {name!r} is for the workflow config only "
-                               "(it resolves it into weights before `fer train` runs)")  # fmt: skip
+                raise FerError(
+                    f"{where}: recipe key {name!r} is for the workflow config only "
+                    "(it resolves it into weights before `fer train` runs)"
+                )
             if name not in specs:
                 near = difflib.get_close_matches(name, list(specs), n=1)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
-                raise FerError(f"{where}: unknown recipe key {name!r}{hint}; `fer train --help` "
-                               "lists every key")  # fmt: skip
+                raise FerError(
+                    f"{where}: unknown recipe key {name!r}{hint}; `fer train --help` "
+                    "lists every key"
+                )
         recipe = cls(**{k: specs[k].coerce(v, where) for k, v in data.items()})
         recipe.validate(where)
         return recipe
@@ -164,7 +164,7 @@ class Recipe:
             spec.check(getattr(self, spec.name), where)
         steps = self.milestones
         if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
-            _bad(where, "milestones", list(steps), "strictly increasing epochs")
+            bad_value(where, "milestones", list(steps), "strictly increasing epochs")
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every key (lists for tuples)."""
@@ -187,112 +187,6 @@ class Recipe:
         return recipe
 
 
-@dataclass(frozen=True)
-class KeySpec:
-    """One key's declaration, read off :class:`Recipe`: its JSON kind and its :func:`key` rules."""
-
-    name: str
-    kind: str  # integer | number | boolean | string
-    nullable: bool
-    length: int | None  # None: a scalar; -1: a list of any length; n: a list of exactly n
-    default: Any
-    help: str
-    minimum: float | None
-    maximum: float | None
-    open_below: bool
-    open_above: bool
-    choices: tuple[str, ...]
-    trains: bool
-    workflow_sets: bool
-
-    def coerce(self, value, where: str):
-        """The value a JSON value becomes (lists → tuples, ints → floats where numbers)."""
-        if value is None and self.nullable:
-            return None
-        if self.length is not None:
-            if not isinstance(value, list) or not all(_is(self.kind, v) for v in value):
-                _bad(where, self.name, value, self.expected())
-            if self.length >= 0 and len(value) != self.length:
-                _bad(where, self.name, value, self.expected())
-            return tuple(float(v) if self.kind == "number" else v for v in value)
-        if not _is(self.kind, value):
-            _bad(where, self.name, value, self.expected())
-        return float(value) if self.kind == "number" else value
-
-    def check(self, value, where: str) -> None:
-        """Bounds and choices of a coerced value."""
-        if value is None:
-            return
-        items = value if self.length is not None else (value,)
-        if self.choices and value not in self.choices:
-            _bad(where, self.name, value, self.expected())
-        for item in items if self.kind in ("integer", "number") else ():
-            if not (math.isfinite(item) and self._within(item)):
-                _bad(where, self.name, list(value) if self.length else value, self.expected())
-
-    def _within(self, x: float) -> bool:
-        lo, hi = self.minimum, self.maximum
-        ok_lo = lo is None or (x > lo if self.open_below else x >= lo)
-        return ok_lo and (hi is None or (x < hi if self.open_above else x <= hi))
-
-    def bounds(self) -> str:
-        """The range in words: ``>= 1``, ``in (0, 0.5]``."""
-        lo, hi = self.minimum, self.maximum
-        if lo is not None and hi is not None:
-            left, right = "(" if self.open_below else "[", ")" if self.open_above else "]"
-            return f"in {left}{_num(lo)}, {_num(hi)}{right}"
-        if lo is not None:
-            return f"{'>' if self.open_below else '>='} {_num(lo)}"
-        if hi is not None:
-            return f"{'<' if self.open_above else '<='} {_num(hi)}"
-        return ""
-
-    def expected(self) -> str:
-        """What a valid value looks like, for error messages and the docs."""
-        word = {"integer": "an integer", "number": "a number", "boolean": "true or false",
-                "string": "a string"}[self.kind]  # fmt: skip
-        if self.choices:
-            word = f"one of {list(self.choices)}"
-        if self.length is not None:
-            count = "" if self.length < 0 else f"{self.length} "
-            word = f"a list of {count}{self.kind}s"
-        bounds = self.bounds()
-        text = f"{word} {bounds}".strip()
-        return f"null or {text}" if self.nullable else text
-
-    def schema(self) -> dict:
-        """The key's JSON-Schema (2020-12) property."""
-        bounds = {}
-        for name, value, exclusive in (("minimum", self.minimum, self.open_below),
-                                       ("maximum", self.maximum, self.open_above)):  # fmt: skip
-            if value is not None:
-                bounds[f"exclusive{name.title()}" if exclusive else name] = value
-        if self.length is not None:
-            prop = {"type": "array", "items": {"type": self.kind, **bounds}}
-            if self.length >= 0:
-                prop |= {"minItems": self.length, "maxItems": self.length}
-        elif self.choices:
-            prop = {"enum": list(self.choices)}
-        else:
-            prop = {"type": [self.kind, "null"] if self.nullable else self.kind, **bounds}
-        return prop | {"description": self.help}
-
-
-_KINDS = {int: "integer", float: "number", bool: "boolean", str: "string"}
-
-
-def _spec(f: dataclasses.Field, hint) -> KeySpec:
-    nullable, length = False, None
-    if isinstance(hint, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        nullable, hint = True, args[0]
-    if typing.get_origin(hint) is tuple:
-        args = typing.get_args(hint)
-        length = -1 if args[-1] is Ellipsis else len(args)
-        hint = args[0]
-    return KeySpec(f.name, _KINDS[hint], nullable, length, f.default, **f.metadata)
-
-
 _SPECS: dict[str, KeySpec] = {}
 
 
@@ -300,7 +194,7 @@ def key_specs() -> dict[str, KeySpec]:
     """Every recipe key's declaration, in declaration order."""
     if not _SPECS:
         hints = typing.get_type_hints(Recipe)
-        _SPECS.update({f.name: _spec(f, hints[f.name]) for f in dataclasses.fields(Recipe)})
+        _SPECS.update({f.name: spec_of(f, hints[f.name]) for f in dataclasses.fields(Recipe)})
     return _SPECS
 
 
@@ -312,30 +206,20 @@ def config_keys() -> list[KeySpec]:
 def json_schema() -> dict:
     """The workflow schema's ``$defs/recipe``: every config key, and the workflow-only ones."""
     props = {s.name: s.schema() for s in config_keys()} | WORKFLOW_KEYS
-    return {"type": "object", "additionalProperties": False, "properties": props,
-            "description": "Training recipe keys (fer/train/recipe.py). Any subset; unset keys "
-            "take the trainer's defaults."}  # fmt: skip
-
-
-def _num(x) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def _default(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_num(v) for v in value) + "]"
-    return f'"{value}"' if isinstance(value, str) else _num(value)
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": props,
+        "description": "Training recipe keys (fer/train/recipe.py). Any subset; unset keys "
+        "take the trainer's defaults.",
+    }
 
 
 def markdown_table() -> str:
     """The recipe table of config/README.md: key, default, allowed values, meaning."""
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
     for s in config_keys():
-        lines.append(f"| `{s.name}` | `{_default(s.default)}` | {s.expected()} | {s.help} |")
+        lines.append(f"| `{s.name}` | `{default_text(s.default)}` | {s.expected()} | {s.help} |")
     for name, prop in WORKFLOW_KEYS.items():
         lines.append(f"| `{name}` | – | a data set name | {prop['description']} |")
     return "\n".join(lines) + "\n"
@@ -345,23 +229,15 @@ def help_text() -> str:
     """The key list of ``fer train --help``."""
     lines = ["recipe keys (--recipe JSON; any subset, the rest take these defaults):"]
     for s in config_keys():
-        lines.append(f"  {s.name:<20} {_default(s.default):<16} {s.expected()}")
+        lines.append(f"  {s.name:<20} {default_text(s.default):<16} {s.expected()}")
     return "\n".join(lines)
 
 
-def _bad(where: str, name: str, value, expected: str):
-    raise FerError(f"{where}: recipe key {name!r} is {value!r}; expected {expected}")
-
-
-def _is(kind: str, value) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, {"boolean": bool, "string": str}[kind])
-
-
-Recipe.__doc__ = (Recipe.__doc__ or "") + "\n\n" + "\n".join(
-    f"    {s.name}: {s.help} Default {_default(s.default)}; {s.expected()}."
-    for s in key_specs().values()
+Recipe.__doc__ = (
+    (Recipe.__doc__ or "")
+    + "\n\n"
+    + "\n".join(
+        f"    {s.name}: {s.help} Default {default_text(s.default)}; {s.expected()}."
+        for s in key_specs().values()
+    )
 )

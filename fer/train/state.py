@@ -102,16 +102,24 @@ class RunState:
 
     def record(self, epoch: int, lr: float, stats: dict, ev: dict) -> None:
         """Append one history row; keep a CPU copy of the weights when val accuracy improves."""
-        self.history.append({
-            "epoch": epoch, "lr": lr, "train_loss": stats["loss"], "train_acc": stats["acc"],
-            "val_loss": ev["loss"], "val_acc": ev["acc"], "seconds": stats["seconds"],
-            "img_per_s": stats["images"] / max(stats["seconds"], 1e-9),
-        })  # fmt: skip
+        self.history.append(
+            {
+                "epoch": epoch,
+                "lr": lr,
+                "train_loss": stats["loss"],
+                "train_acc": stats["acc"],
+                "val_loss": ev["loss"],
+                "val_acc": ev["acc"],
+                "seconds": stats["seconds"],
+                "img_per_s": stats["images"] / max(stats["seconds"], 1e-9),
+            }
+        )
         self.epochs_done = epoch
         if ev["acc"] > self.best_acc:
             self.best_epoch, self.best_acc = epoch, ev["acc"]
-            self.best_state = {k: v.detach().to("cpu", copy=True)
-                               for k, v in self.model.state_dict().items()}  # fmt: skip
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }
 
     def wall_time(self) -> float:
         """Seconds of training so far, over every resumed attempt."""
@@ -120,17 +128,25 @@ class RunState:
 
 def save_state(run: RunState) -> None:
     """Write the resume state after a complete epoch."""
-    save_torch({
-        "fingerprint": run.fingerprint(), "epochs_done": run.epochs_done,
-        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-        "rng": torch.get_rng_state(), "sampler_rng": run.sampler_gen.get_state(),
-        "aug_rng": run.aug_gen.get_state(), "scheduler": run.scheduler.state_dict(),
-        "history": run.history,
-        "best_epoch": run.best_epoch, "best_acc": run.best_acc,
-        # the best weights are the current ones when this epoch improved: no second copy
-        "best_state": None if run.best_epoch == run.epochs_done else run.best_state,
-        "elapsed": run.wall_time(),
-    }, run.state_path)  # fmt: skip
+    save_torch(
+        {
+            "fingerprint": run.fingerprint(),
+            "epochs_done": run.epochs_done,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "rng": torch.get_rng_state(),
+            "sampler_rng": run.sampler_gen.get_state(),
+            "aug_rng": run.aug_gen.get_state(),
+            "scheduler": run.scheduler.state_dict(),
+            "history": run.history,
+            "best_epoch": run.best_epoch,
+            "best_acc": run.best_acc,
+            # the best weights are the current ones when this epoch improved: no second copy
+            "best_state": None if run.best_epoch == run.epochs_done else run.best_state,
+            "elapsed": run.wall_time(),
+        },
+        run.state_path,
+    )
 
 
 def load_state(run: RunState) -> bool:
@@ -144,8 +160,10 @@ def load_state(run: RunState) -> bool:
         print(f"warning: {path} unreadable ({type(exc).__name__}); starting over", file=sys.stderr)
         return False
     if not isinstance(state, dict) or state.get("fingerprint") != run.fingerprint():
-        print(f"warning: {path} is for another recipe, data, fold or device; starting over",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: {path} is for another recipe, data, fold or device; starting over",
+            file=sys.stderr,
+        )
         return False
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -175,8 +193,13 @@ def remove_state(run: RunState) -> None:
 
 def hardware(device: torch.device) -> dict:
     """Where the run ran."""
-    info = {"device": str(device), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}  # fmt: skip
+    info = {
+        "device": str(device),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -186,16 +209,26 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
     """The contract's checkpoint meta (docs/design.md "Models")."""
     r = run.recipe
     return {
-        "model": run.arch, "classes": list(run.data.classes), "face_size": run.sizes[0],
-        "roi_size": run.sizes[1], "fer_version": __version__, "dataset": run.dataset,
+        "model": run.arch,
+        "classes": list(run.data.classes),
+        "face_size": run.sizes[0],
+        "roi_size": run.sizes[1],
+        "fer_version": __version__,
+        "dataset": run.dataset,
         "adapter": run.data.adapter or run.dataset,
-        "seed": r.seed, "selection": r.selection,
+        "seed": r.seed,
+        "selection": r.selection,
         "global_input": r.global_input if run.arch == "global" else "aligned",
-        "fold": run.job.fold, "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
-        "git_sha": sha, "config_hash": r.config_hash or r.fingerprint(), "recipe": r.to_dict(),
-        "selected_on_test": r.selection == "test", "init": getattr(run.model, "fer_init", None),
+        "fold": run.job.fold,
+        "best_epoch": run.best_epoch,
+        "best_val_acc": run.best_acc,
+        "git_sha": sha,
+        "config_hash": r.config_hash or r.fingerprint(),
+        "recipe": r.to_dict(),
+        "selected_on_test": r.selection == "test",
+        "init": getattr(run.model, "fer_init", None),
         **({"warning": TEST_WARNING} if r.selection == "test" else {}),
-    }  # fmt: skip
+    }
 
 
 def write_outputs(run: RunState, train, val) -> None:
@@ -212,22 +245,36 @@ def write_outputs(run: RunState, train, val) -> None:
         writer.writeheader()
         writer.writerows({**row, "validated_on": val.name} for row in run.history)
     info = {
-        "recipe": run.recipe.to_dict(), "dataset": run.dataset, "arch": run.arch,
+        "recipe": run.recipe.to_dict(),
+        "dataset": run.dataset,
+        "arch": run.arch,
         "prepared": str(run.job.prepared),
-        "out": str(out), "fold": run.job.fold, "seed": run.recipe.seed, "git_sha": sha,
-        "versions": versions(), "hardware": hardware(run.device),
-        "selection": run.recipe.selection, "validated_on": val.name,
+        "out": str(out),
+        "fold": run.job.fold,
+        "seed": run.recipe.seed,
+        "git_sha": sha,
+        "versions": versions(),
+        "hardware": hardware(run.device),
+        "selection": run.recipe.selection,
+        "validated_on": val.name,
         "selected_on_test": run.recipe.selection == "test",
-        "best_epoch": run.best_epoch, "best_val_acc": run.best_acc,
+        "best_epoch": run.best_epoch,
+        "best_val_acc": run.best_acc,
         "synthetic": bool(run.data.summary.get("synthetic", False)),
-        "classes": list(run.data.classes), "face_size": run.sizes[0], "roi_size": run.sizes[1],
-        "n_train": len(train), "n_val": len(val), "train_counts": train.counts(run.data.classes),
-        "val_counts": val.counts(run.data.classes), "epochs": run.epochs_done,
+        "classes": list(run.data.classes),
+        "face_size": run.sizes[0],
+        "roi_size": run.sizes[1],
+        "n_train": len(train),
+        "n_val": len(val),
+        "train_counts": train.counts(run.data.classes),
+        "val_counts": val.counts(run.data.classes),
+        "epochs": run.epochs_done,
         "val_groups": sorted(set(run.data.index["group"].astype(str).to_numpy()[val.rows])),
-        "resumed_from_epoch": run.resumed_from, "wall_time_s": round(run.wall_time(), 3),
+        "resumed_from_epoch": run.resumed_from,
+        "wall_time_s": round(run.wall_time(), 3),
         "init": getattr(run.model, "fer_init", None),
         "checkpoint_meta": {k: v for k, v in meta.items() if k != "recipe"},
-    }  # fmt: skip
+    }
     if run.recipe.selection == "test":
         info["warning"] = TEST_WARNING
     write_json(f"{stem}.run.json", info)

@@ -1,0 +1,96 @@
+"""Command-line pieces the verbs share: number types that fail the way argparse does (one line
+naming the option), the common options, and a help formatter that shows every default.
+
+A bad number never reaches the code: ``fer demo --size 0`` stops with
+``fer demo: error: argument --size: expected an integer >= 48, got 0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``(default: X)`` after each option that has one; paragraphs of the description and epilog
+    wrapped, except lists (lines that start with spaces), which are kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text, default = action.help or "", action.default
+        unset = default is None or default is False or default in ([], "", argparse.SUPPRESS)
+        if "%(default)" in text or unset or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = []
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if any(line.startswith(" ") for line in lines[1:]) or block.startswith(" "):
+                paragraphs.append("\n".join(indent + line for line in lines))
+            else:
+                paragraphs.append(super()._fill_text(block, width, indent))
+        return "\n\n".join(paragraphs)
+
+
+def parser(prog: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    """An ``ArgumentParser`` for a ``fer`` verb, with :class:`HelpFormatter`."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=HelpFormatter
+    )
+
+
+def integer(least: int | None = None, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer within [least, most]."""
+    return _number(int, "an integer", least, most)
+
+
+def number(least: float | None = None, most: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number within [least, most]."""
+    return _number(float, "a number", least, most)
+
+
+def _number(kind, word: str, least, most):
+    bounds = " and ".join(f"{op} {v}" for op, v in ((">=", least), ("<=", most)) if v is not None)
+    wanted = f"{word} {bounds}".strip()
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if (
+            (kind is float and not math.isfinite(value))
+            or (least is not None and value < least)
+            or (most is not None and value > most)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text}")
+        return value
+
+    parse.__name__ = wanted  # argparse names the type in its messages
+    return parse
+
+
+def add_device(p: argparse.ArgumentParser, what: str = "torch device") -> None:
+    """``--device``: auto (CUDA when visible), cpu, cuda or cuda:N."""
+    help = f"{what}: auto (cuda when visible), cpu, cuda or cuda:N"
+    p.add_argument("--device", default="auto", help=help)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads``: torch's CPU threads (default: torch's own choice)."""
+    p.add_argument("--threads", type=integer(1), help="CPU threads for torch (default: torch's)")
+
+
+def add_sizes(p: argparse.ArgumentParser, face: int, roi: int, what: str) -> None:
+    """``--face-size`` and ``--roi-size``: the face chip's and ROI crops' sides in pixels."""
+    from fer.contracts import MIN_SIDE
+
+    p.add_argument("--face-size", type=integer(MIN_SIDE), default=face, help=f"face side {what}")
+    p.add_argument("--roi-size", type=integer(MIN_SIDE), default=roi, help=f"ROI side {what}")
+
+
+def add_no_progress(p: argparse.ArgumentParser) -> None:
+    """``--no-progress``: no progress bar on stderr (by default shown on a terminal)."""
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
