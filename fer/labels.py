@@ -1,8 +1,9 @@
-"""The one canonical label order and every data set's map into it.
+"""The one canonical label order, its spellings, and the scoring protocols.
 
-Everything that needs to know about classes asks this module: adapters map native labels with
-:func:`canonical_index` (each declares the classes it can label when it registers), the evaluator
-scores cross-dataset targets with :func:`scored_classes`, and the report prints the tables below.
+Everything that needs to know about classes asks this module: adapters map native spellings
+with :func:`canonical_name` and their publisher's integer codes (each adapter owns its table) with
+:func:`from_code`; each declares the classes it can label when it registers. The evaluator scores
+cross-dataset targets with :func:`scored_classes`.
 
 The canonical order is the reference's (AffectNet expression codes 0-7). A model's output index
 ``i`` means ``classes[i]`` where ``classes`` is the list in its checkpoint metadata: the canonical
@@ -48,57 +49,6 @@ SYNONYMS: dict[str, str] = {
     "contempt": "contempt",
 }
 
-# Native integer codes per publisher -> canonical name (datasets.md).
-NATIVE_CODES: dict[str, dict[int, str]] = {
-    # AffectNet expression column; 8 None, 9 Uncertain, 10 No-Face are not classes.
-    "affectnet": dict(enumerate(CANONICAL)),
-    # RAF-DB list_patition_label.txt: 1 Surprise ... 7 Neutral.
-    "rafdb": {
-        1: "surprise",
-        2: "fear",
-        3: "disgust",
-        4: "happy",
-        5: "sad",
-        6: "anger",
-        7: "neutral",
-    },
-    # FER2013 csv `emotion`.
-    "fer2013": {
-        0: "anger",
-        1: "disgust",
-        2: "fear",
-        3: "happy",
-        4: "sad",
-        5: "surprise",
-        6: "neutral",
-    },
-    # CK+ official Emotion/*.txt.
-    "ckplus": {
-        0: "neutral",
-        1: "anger",
-        2: "contempt",
-        3: "disgust",
-        4: "fear",
-        5: "happy",
-        6: "sad",
-        7: "surprise",
-    },
-}
-
-# FERPlus vote columns, in the publisher's csv order (the last two are not classes).
-FERPLUS_VOTE_COLUMNS: tuple[str, ...] = (
-    "neutral",
-    "happiness",
-    "surprise",
-    "sadness",
-    "anger",
-    "disgust",
-    "fear",
-    "contempt",
-    "unknown",
-    "NF",
-)
-
 SEVEN = CANONICAL[:7]
 
 # Named evaluation protocols: classes dropped from a target on top of the general rule.
@@ -126,9 +76,8 @@ def canonical_index(name: str) -> int:
     return CANONICAL.index(canonical_name(name))
 
 
-def from_code(publisher: str, code: int) -> str:
-    """Canonical name of a publisher's integer label code."""
-    table = NATIVE_CODES[publisher]
+def from_code(table: dict[int, str], code: int, publisher: str) -> str:
+    """Canonical name of a publisher's integer label ``code`` in its adapter's ``table``."""
     if int(code) not in table:
         raise LabelError(
             f"unknown {publisher} label code {code!r}; expected one of {sorted(table)}"

@@ -23,6 +23,17 @@ from fer.data.listing import find_dir, is_image, list_class_folders
 from fer.errors import FerError
 from fer.labels import CANONICAL, LabelError, from_code
 
+# Emotion/*.txt codes (datasets.md).
+CODES = {
+    0: "neutral",
+    1: "anger",
+    2: "contempt",
+    3: "disgust",
+    4: "fear",
+    5: "happy",
+    6: "sad",
+    7: "surprise",
+}
 FILE_NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)", re.IGNORECASE)
 
 
@@ -43,7 +54,7 @@ def read_emotion(path: Path) -> str:
         value = float(text)
         if value != int(value):
             raise ValueError(text)
-        return from_code("ckplus", int(value))
+        return from_code(CODES, int(value), "ckplus")
     except (ValueError, LabelError):
         raise FerError(
             f"{path}: expected one emotion code 0-7 (e.g. 3.0000000e+00), got {text[:40]!r}"

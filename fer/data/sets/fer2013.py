@@ -28,6 +28,8 @@ SPLIT_FOLDERS = [
     SplitFolder("test", ("test", "publictest")),
 ]
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
+# the csv's `emotion` codes (datasets.md)
+CODES = {0: "anger", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
 
 
 def csv_rows(root: Path, path: Path, usage_split: dict[str, str], publisher: str) -> list[Row]:
@@ -38,7 +40,7 @@ def csv_rows(root: Path, path: Path, usage_split: dict[str, str], publisher: str
         if usage not in usage_split:
             raise FerError(f"{path}, data row {i}: Usage {usage!r}; expected {list(usage_split)}")
         try:
-            label = from_code(publisher, int(emotion))
+            label = from_code(CODES, int(emotion), publisher)
         except (LabelError, ValueError) as exc:
             raise FerError(f"{path}, data row {i}: {exc}") from None
         rows.append(Row(f"csv:{rel}#{i}", label, usage_split[usage]))

@@ -26,9 +26,22 @@ from pathlib import Path
 from fer.data import AdapterResult, Row, register_dataset
 from fer.data.listing import find_dir, find_file, read_csv
 from fer.errors import FerError
-from fer.labels import CANONICAL, FERPLUS_VOTE_COLUMNS, canonical_name
+from fer.labels import CANONICAL, canonical_name
 
-EMOTIONS = FERPLUS_VOTE_COLUMNS[:8]
+# The vote columns, in the publisher's csv order (the last two are not classes).
+VOTE_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
+EMOTIONS = VOTE_COLUMNS[:8]
 TO_CANONICAL = [
     EMOTIONS.index(next(e for e in EMOTIONS if canonical_name(e) == c)) for c in CANONICAL
 ]  # canonical position -> publisher column
@@ -43,10 +56,10 @@ def parse_votes(where: str, fields: list[str]) -> list[int]:
         votes = [int(float(v)) for v in fields]
     except ValueError:
         votes = []
-    if len(votes) != len(FERPLUS_VOTE_COLUMNS) or min(votes) < 0:
+    if len(votes) != len(VOTE_COLUMNS) or min(votes) < 0:
         raise FerError(
-            f"{where}: expected {len(FERPLUS_VOTE_COLUMNS)} vote counts "
-            f"({','.join(FERPLUS_VOTE_COLUMNS)}), got {fields!r}"
+            f"{where}: expected {len(VOTE_COLUMNS)} vote counts "
+            f"({','.join(VOTE_COLUMNS)}), got {fields!r}"
         )
     return votes
 
@@ -58,7 +71,7 @@ def majority(votes: list[int], ties: str) -> tuple[str, str]:
         return "", "no_votes"
     if ties == "drop" and votes.count(top) > 1:
         return "", "tied_majority"
-    column = FERPLUS_VOTE_COLUMNS[votes.index(top)]
+    column = VOTE_COLUMNS[votes.index(top)]
     if column in DROP_REASON:
         return "", DROP_REASON[column]
     return canonical_name(column), ""
@@ -88,7 +101,7 @@ def csv_pair_rows(root: Path, votes_csv: Path, options: dict, skipped: Counter) 
     """Rows of the ``fer2013new.csv`` + ``fer2013.csv`` pair."""
     pixels = root / options["pixels_csv"]
     next(read_csv(pixels, ("emotion", "pixels", "Usage")), None)  # header check
-    columns = ("Usage", "Image name", *FERPLUS_VOTE_COLUMNS)
+    columns = ("Usage", "Image name", *VOTE_COLUMNS)
     rel = pixels.relative_to(root).as_posix()
     rows, n = [], 0
     for n, (usage, name, *fields) in enumerate(read_csv(votes_csv, columns), 1):

@@ -50,9 +50,13 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, str, str]:
             f"{path}, line {number}: image name {name!r} should start with train_ or test_"
         )
     try:
-        return name, from_code("rafdb", int(code)), PREFIX_SPLIT[prefix]
+        return name, from_code(CODES, int(code), "rafdb"), PREFIX_SPLIT[prefix]
     except (ValueError, LabelError):
         raise FerError(f"{path}, line {number}: unknown label {code!r}; expected 1-7") from None
+
+
+# list_patition_label.txt codes (datasets.md): 1 Surprise ... 7 Neutral.
+CODES = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger", 7: "neutral"}
 
 
 @register_dataset(title="RAF-DB", classes=SEVEN, size=15_339, options={"images": "auto"})
