@@ -1,4 +1,4 @@
-"""Atomic file publication, the one way every stage writes a file.
+"""Atomic file publication, the one way every stage writes a file (or a folder).
 
 A writer gets a handle on a temporary file with a unique name beside the target (so concurrent
 runs never collide); only when the body finishes is that file given ordinary permissions and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,3 +76,82 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """``with staged_folder(out) as tmp: ...`` fills ``tmp`` (``.<name>.partial-<pid>`` beside
+    ``out``), then swaps it in for ``out``; on any failure it is removed and ``out`` is untouched.
+    Partial folders left by processes that no longer run (a ``kill -9``) are removed first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(out)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        yield tmp
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        raise FerError(f"{exc.filename or out}: could not write ({exc.strerror or exc})") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale(out: Path) -> list[Path]:
+    """Remove the ``.<name>.partial-<pid>`` and ``.old-<pid>`` folders of dead processes."""
+    removed = []
+    for kind in ("partial", "old"):
+        for path in out.parent.glob(f".{out.name}.{kind}-*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def reserve(path: str | os.PathLike, nbytes: int) -> None:
+    """Allocate ``nbytes`` of disk for ``path`` now, so that writing it later (through a memory
+    map, where a full disk would be a SIGBUS) cannot run out of space. A full disk is a
+    :class:`~fer.errors.FerError` naming the file and the space it needs."""
+    try:
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, nbytes)
+    except OSError as exc:
+        raise FerError(f"{path}: cannot reserve {human(nbytes)} ({exc.strerror or exc})") from exc
+
+
+def require_space(target: str | os.PathLike, nbytes: int) -> None:
+    """A :class:`~fer.errors.FerError` naming ``target`` unless the file system it is to be
+    written on (that of its nearest existing folder) has ``nbytes`` free."""
+    where = Path(target)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < nbytes:
+        raise FerError(f"{target}: needs {human(nbytes)}, only {human(free)} free on its disk")
+
+
+def human(nbytes: float) -> str:
+    """``1536`` -> ``1.5 KB``: bytes for people."""
+    if nbytes < 1024:
+        return f"{nbytes:.0f} B"
+    for unit in ("KB", "MB", "GB"):
+        nbytes /= 1024
+        if nbytes < 1024:
+            return f"{nbytes:.1f} {unit}"
+    return f"{nbytes / 1024:.1f} TB"

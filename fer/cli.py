@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("fer.train.cli", "train a Global Net or Global-ROI Net from prepared data"),
     "evaluate": ("fer.evaluate.cli", "score trained models on a target into a result JSON"),
     "report": ("fer.report", "render the HTML report of every accuracy table"),
+    "check-config": ("fer.check_config", "check that workflow config files are valid YAML"),
 }
 
 

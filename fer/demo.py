@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer import cliargs
+from fer.errors import FerError
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 NOTICE = (
@@ -147,20 +148,24 @@ def generate(
     test_subjects: int = 3,
     size: int = 128,
 ) -> int:
-    """Write the demo set under ``out``; returns the number of images written."""
+    """Write the demo set under ``out``; returns the number of images written. A write that
+    fails (a full disk) is a FerError naming the file."""
     out = Path(out)
     rng = np.random.default_rng(seed)
     people = [_subject(rng) for _ in range(subjects)]
     n = 0
-    for s, person in enumerate(people):
-        split = "test" if s >= subjects - test_subjects else "train"
-        for cls in CLASSES:
-            folder = out / split / cls
-            folder.mkdir(parents=True, exist_ok=True)
-            for k in range(images_per_class):
-                _draw_face(person, cls, rng, size).save(folder / f"s{s:02d}_{k}.png")
-                n += 1
-    (out / "SYNTHETIC.txt").write_text(NOTICE.format(seed=seed))
+    try:
+        for s, person in enumerate(people):
+            split = "test" if s >= subjects - test_subjects else "train"
+            for cls in CLASSES:
+                folder = out / split / cls
+                folder.mkdir(parents=True, exist_ok=True)
+                for k in range(images_per_class):
+                    _draw_face(person, cls, rng, size).save(folder / f"s{s:02d}_{k}.png")
+                    n += 1
+        (out / "SYNTHETIC.txt").write_text(NOTICE.format(seed=seed))
+    except OSError as exc:
+        raise FerError(f"{exc.filename or out}: could not write ({exc.strerror or exc})") from exc
     return n
 
 

@@ -5,14 +5,15 @@ decoded per step and a split selection costs one fancy-index copy.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fer.contracts import INDEX_REQUIRED, ROI_NAMES
+from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES
 from fer.errors import FerError
 
 __all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
@@ -30,6 +31,7 @@ class PreparedData:
     params: dict
     summary: dict
     original: np.ndarray | None = None
+    _digests: dict | None = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -66,32 +68,96 @@ class PreparedData:
             keep &= (idx["has_roi"].astype(int) == int(bool(with_roi))).to_numpy()
         return np.flatnonzero(keep)
 
+    def fingerprint(self) -> dict[str, str]:
+        """sha256 of index.csv and of every array: what `fer prepare` recorded in summary.json,
+        else computed now (folders prepared before fer recorded it). Equal fingerprints, equal
+        content."""
+        recorded = self.summary.get("digests")
+        if isinstance(recorded, dict) and recorded:
+            return dict(recorded)
+        if self._digests is None:
+            self._digests = digests(self.root)
+        return self._digests
 
-def _load(path: Path, mmap: bool = True) -> np.ndarray:
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of index.csv and each array of a prepared folder (the ones present)."""
+    names = ["index.csv", *(f"{a}.npy" for a in (*ARRAYS, *OPTIONAL_ARRAYS))]
+    out = {}
+    for name in names:
+        path = Path(root) / name
+        if path.is_file():
+            with open(path, "rb") as fh:
+                out[name] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return out
+
+
+RERUN = "re-run `fer prepare` for this data set"
+
+
+def _load(path: Path, mmap: bool, rows: int, kind: str) -> np.ndarray:
+    """One prepared array, checked: a .npy (never a pickle) of ``rows`` rows holding uint8 images
+    N×S×S×3 (``kind="image"``) or float32 landmarks N×68×2."""
     if not path.is_file():
-        raise FerError(f"{path}: missing prepared array (run `fer prepare` for this data set)")
-    return np.load(path, mmap_mode="r" if mmap else None)
+        raise FerError(f"{path}: missing prepared array ({RERUN})")
+    want = "uint8 N×S×S×3 images" if kind == "image" else "float32 N×68×2 landmarks"
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # truncated, not .npy, object dtype
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FerError(f"{path}: not a readable .npy array of {want} ({reason}); {RERUN}") from None
+    if kind == "image":
+        ok = arr.dtype == np.uint8 and arr.ndim == 4 and arr.shape[1] == arr.shape[2]
+        ok = ok and arr.shape[3] == 3
+    else:
+        ok = arr.dtype == np.float32 and arr.ndim == 3 and arr.shape[1:] == (68, 2)
+    if not ok:
+        raise FerError(f"{path}: {arr.dtype} array of shape {arr.shape}; expected {want}")
+    if len(arr) != rows:
+        raise FerError(f"{path}: {len(arr)} rows but index.csv has {rows}; {RERUN}")
+    return arr
+
+
+def _json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FerError(f"{path}: missing ({RERUN})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FerError(f"{path}: not a readable JSON object ({exc}); {RERUN}") from None
+    if not isinstance(value, dict):
+        raise FerError(f"{path}: expected a JSON object; {RERUN}")
+    return value
+
+
+def _index(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise FerError(f"{path}: missing prepared index ({RERUN})")
+    try:
+        index = pd.read_csv(path, dtype={"group": str, "path": str}, keep_default_na=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise FerError(f"{path}: not a readable csv ({exc}); {RERUN}") from None
+    missing = [c for c in INDEX_REQUIRED if c not in index.columns]
+    if missing:
+        raise FerError(f"{path}: missing columns {missing}; expected {list(INDEX_REQUIRED)}")
+    for column in ("label", "fold", "has_roi"):
+        if not pd.api.types.is_integer_dtype(index[column]):
+            raise FerError(f"{path}: column {column!r} must hold integers; {RERUN}")
+    return index
 
 
 def open_prepared(root: str | Path, mmap: bool = True) -> PreparedData:
-    """Open a prepared folder; a missing or inconsistent file is a :class:`FerError` naming it."""
+    """Open a prepared folder; a missing, unreadable or inconsistent file is a
+    :class:`FerError` naming it (arrays are read with ``allow_pickle=False``)."""
     root = Path(root)
-    index_path = root / "index.csv"
-    if not index_path.is_file():
-        raise FerError(f"{index_path}: missing prepared index (run `fer prepare` first)")
-    index = pd.read_csv(index_path, dtype={"group": str, "path": str}, keep_default_na=False)
-    missing = [c for c in INDEX_REQUIRED if c not in index.columns]
-    if missing:
-        raise FerError(f"{index_path}: missing columns {missing}; expected {list(INDEX_REQUIRED)}")
-    params = json.loads((root / "params.json").read_text())
-    summary = json.loads((root / "summary.json").read_text())
-    faces = _load(root / "faces.npy", mmap)
-    rois = {name: _load(root / f"{name}.npy", mmap) for name in ROI_NAMES}
-    landmarks = _load(root / "landmarks.npy", mmap)
-    original = _load(root / "original.npy", mmap) if (root / "original.npy").is_file() else None
-    for name, arr in {"faces": faces, "landmarks": landmarks, **rois}.items():
-        if len(arr) != len(index):
-            raise FerError(
-                f"{root / (name + '.npy')}: {len(arr)} rows but index.csv has {len(index)}"
-            )
+    index = _index(root / "index.csv")
+    params, summary = _json(root / "params.json"), _json(root / "summary.json")
+    if not isinstance(summary.get("classes"), list):
+        raise FerError(f"{root / 'summary.json'}: expected a 'classes' list; {RERUN}")
+    n = len(index)
+    faces = _load(root / "faces.npy", mmap, n, "image")
+    rois = {name: _load(root / f"{name}.npy", mmap, n, "image") for name in ROI_NAMES}
+    landmarks = _load(root / "landmarks.npy", mmap, n, "landmarks")
+    has_original = (root / "original.npy").is_file()
+    original = _load(root / "original.npy", mmap, n, "image") if has_original else None
     return PreparedData(root, index, faces, rois, landmarks, params, summary, original)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,16 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 BIN = Path(sys.executable).parent
 
 
-def smk(*args, cwd=REPO, timeout=120):
-    """Run the repository's workflow with Snakemake in `cwd`; the venv's `fer` is on PATH."""
+def smk(*args, cwd=None, timeout=120):
+    """Run the repository's workflow with Snakemake in ``cwd``; the venv's `fer` is on PATH.
+
+    Without ``cwd`` it runs in a fresh scratch folder holding a copy of ``config/``: a test never
+    sees what earlier runs (`make report`) left in the repository.
+    """
+    if cwd is None:
+        cwd = Path(tempfile.mkdtemp(prefix="fer-smk-"))
+        atexit.register(shutil.rmtree, cwd, True)
+        shutil.copytree(REPO / "config", cwd / "config")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     cmd = [str(BIN / "snakemake"), "--snakefile", str(REPO / "workflow" / "Snakefile"), *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -51,3 +61,31 @@ def demo_run(tmp_path_factory):
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
         pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")
     return work
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """Factory: ``full_disk(free=4096)`` mounts a 2 MB tmpfs, fills it until about ``free``
+    bytes are left and returns its folder; skips where tmpfs cannot be mounted (not root)."""
+    mounts = []
+
+    def make(free: int = 4096) -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip() or r.returncode}")
+        mounts.append(where)
+        room = shutil.disk_usage(where).free - free
+        if room > 0:
+            with open(where / "filler", "wb") as fh:
+                fh.write(b"\0" * room)
+        return where
+
+    yield make
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -16,6 +16,7 @@ from PIL import Image
 from fer.cli import main as fer_main
 from fer.errors import FerError
 from fer.preprocess import prepare
+from tests.fakes import write_manifest
 
 skdata = pytest.importorskip("skimage.data")
 pytest.importorskip("dlib")
@@ -32,29 +33,6 @@ EXPECTED = {  # file -> expected status
     "trunc.jpg": "unreadable",
     "notes.png": "unreadable",
 }
-
-
-def write_manifest(folder: Path, files: list[str], classes=("happy", "sad")) -> Path:
-    """A manifest.csv + manifest.summary.json as `fer manifest` writes them."""
-    rows = [
-        {
-            "path": f,
-            "label": 1 + i % 2,
-            "label_name": classes[i % 2],
-            "split": "test",
-            "group": "",
-            "fold": -1,
-            "box": "",
-            "landmarks": "",
-            "votes": "",
-        }
-        for i, f in enumerate(files)
-    ]
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
-    summary = {"dataset": "edge", "classes": list(classes), "synthetic": True}
-    (folder / "manifest.summary.json").write_text(json.dumps(summary))
-    return folder / "manifest.csv"
 
 
 def digest(folder: Path) -> str:

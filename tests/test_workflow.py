@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import yaml
 
+from fer.cli import VERBS
 from fer.contracts import ARCHS
 from tests.conftest import BIN, REPO, smk
 
@@ -104,15 +105,40 @@ def test_bad_config_fails_fast_with_one_line(override, expected):
     assert "Traceback" not in r.stderr
 
 
-def plan_errors(tmp_path, edit) -> list[str]:
-    """Dry-run the demo config changed by ``edit(cfg)`` in ``tmp_path``; its config errors."""
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    cfg = yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())
+def plan_edited(folder, edit, *args):
+    """Dry-run the demo config changed by ``edit(cfg)`` in ``folder`` (a fresh one)."""
+    shutil.copytree(REPO / "config", folder / "config")
+    cfg = yaml.safe_load((folder / "config" / "config.yaml").read_text())
     edit(cfg)
-    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(cfg))
-    r = smk("-n", "--configfile=edited.yaml", cwd=tmp_path)
+    (folder / "edited.yaml").write_text(yaml.safe_dump(cfg))
+    return smk("-n", "--configfile=edited.yaml", *args, cwd=folder)
+
+
+def plan_errors(tmp_path, edit) -> list[str]:
+    """The `config error` lines of a dry run of the demo config changed by ``edit(cfg)``."""
+    r = plan_edited(tmp_path, edit)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     return [ln for ln in r.stderr.splitlines() if ln.startswith("config error")]
+
+
+def test_a_changed_setting_changes_the_commands_of_only_the_jobs_it_affects(tmp_path):
+    """Settings travel as params, and config hashes cover only what a job depends on: so a
+    changed evaluation setting reruns the evaluations (Snakemake's params trigger), not the
+    trainings, and a changed recipe reruns the trainings."""
+
+    def commands(name, edit):
+        r = plan_edited(tmp_path / name, edit, "--printshellcmds", "--forceall")
+        assert r.returncode == 0, r.stderr
+        lines = [ln.split("fer --log", 1)[1] for ln in r.stdout.splitlines() if "fer --log" in ln]
+        jobs = {verb: sorted(ln for ln in lines if f" {verb} " in ln) for verb in VERBS}
+        assert jobs["train"] and jobs["evaluate"] and jobs["prepare"], r.stdout
+        return jobs
+
+    base = commands("base", lambda cfg: None)
+    boot = commands("boot", lambda cfg: cfg.setdefault("evaluate", {}).update(bootstrap=10))
+    lr = commands("lr", lambda cfg: cfg["train"]["defaults"].update(lr=0.02))
+    assert base["train"] == boot["train"] and base["evaluate"] != boot["evaluate"]
+    assert base["prepare"] == lr["prepare"] and base["train"] != lr["train"]
 
 
 @pytest.mark.parametrize(

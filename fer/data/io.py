@@ -22,6 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fer.errors import FerError
 
 CSV_PREFIX = "csv:"
+# The most pixels an image may have (100 MP: 300 MB decoded); larger ones are `unreadable`.
+MAX_PIXELS = 100_000_000
 
 
 class UnreadableImage(FerError):
@@ -33,27 +35,47 @@ class UnreadableImage(FerError):
         self.reason = reason
 
 
-def load_image(root: str | Path, rel_path: str) -> np.ndarray:
+def load_image(root: str | Path, rel_path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode ``root/rel_path`` (or a ``csv:<file>#<row>`` picture) to an HxWx3 uint8 RGB array.
 
-    Raises :class:`UnreadableImage` (a :class:`FerError`) for missing, truncated or non-image
-    files, naming the file and the reason.
+    Raises :class:`UnreadableImage` (a :class:`FerError`) for missing, unreadable, truncated or
+    non-image files and for images of more than ``max_pixels`` pixels (read from the header,
+    before anything is decoded), naming the file and the reason.
     """
     if rel_path.startswith(CSV_PREFIX):
         return _load_csv_pixels(Path(root), rel_path)
     path = Path(root) / rel_path
     if not path.is_file():
         raise UnreadableImage(path, "file not found")
+    Image.MAX_IMAGE_PIXELS = None  # ours below replaces PIL's check, naming the size and limit
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. PIL's DecompressionBombWarning, bad EXIF
             with Image.open(path) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise UnreadableImage(path, _too_big(width, height, max_pixels))
                 im.load()
                 return to_rgb_array(im)
     except UnidentifiedImageError:
         raise UnreadableImage(path, "not an image file PIL can identify") from None
-    except (OSError, ValueError, SyntaxError) as exc:  # truncated / corrupt data
+    except Image.DecompressionBombError as exc:  # PIL's check fired first (e.g. on a frame)
+        raise UnreadableImage(path, f"over the limit of {max_pixels:,} pixels ({exc})") from None
+    except PermissionError:
+        raise UnreadableImage(path, "permission denied (the file cannot be read)") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the file system's error, not PIL's "image file is truncated"
+            raise UnreadableImage(path, f"cannot be read: {exc.strerror}") from None
         raise UnreadableImage(path, f"corrupt or truncated: {exc}") from None
+    except (ValueError, SyntaxError) as exc:  # corrupt data
+        raise UnreadableImage(path, f"corrupt or truncated: {exc}") from None
+
+
+def _too_big(width: int, height: int, limit: int) -> str:
+    return (
+        f"{width}x{height} = {width * height:,} pixels, over the limit of {limit:,} "
+        "(preprocess.max_pixels / fer prepare --max-pixels)"
+    )
 
 
 def to_rgb_array(im: Image.Image) -> np.ndarray:

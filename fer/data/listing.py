@@ -41,7 +41,7 @@ def find_file(parent: Path, *names: str) -> Path | None:
 def _find(parent: Path, names: tuple[str, ...], kind: Callable[[Path], bool]) -> Path | None:
     if not parent.is_dir():
         return None
-    present = {p.name.lower(): p for p in parent.iterdir() if kind(p)}
+    present = {e.name.lower(): Path(e.path) for e in scan(parent) if kind(Path(e.path))}
     return next((present[n.lower()] for n in names if n.lower() in present), None)
 
 
@@ -51,6 +51,15 @@ def folder_label(name: str) -> str:
         return canonical_name(name)
     except LabelError:
         return ""
+
+
+def scan(folder: str | os.PathLike) -> list[os.DirEntry]:
+    """The entries of ``folder``, sorted by name; an unreadable folder is a :class:`FerError`."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise FerError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
 
 
 def list_class_folders(
@@ -65,32 +74,50 @@ def list_class_folders(
 
     ``label_of(folder name)`` gives the canonical name, ``""`` for an unknown folder (an error),
     or ``None`` for a class the caller skips on purpose (its images are counted in ``skipped``
-    as ``"class <folder>"``). ``group_of(file name, class folder)`` gives the subject. An empty
-    class folder, an unknown class folder or a folder without class folders is a :class:`FerError`.
-    Files that are not images are counted as ``not_an_image``.
+    as ``"class <folder>"``). ``group_of(file name, class folder)`` gives the subject.
+
+    Errors (:class:`FerError`): an unreadable folder, an empty or unknown class folder, no class
+    folder at all, two folders spelling one class (``happy`` and ``happiness``). Counted in
+    ``skipped``, never silent: files beside the class folders (``stray_file``), files that are not
+    images (``not_an_image``) and everything inside a folder within a class folder
+    (``in_nested_folder``).
     """
-    class_dirs = sorted((e for e in os.scandir(folder) if e.is_dir()), key=lambda e: e.name)
+    entries = scan(folder)
+    class_dirs = [e for e in entries if e.is_dir()]
     if not class_dirs:
         raise FerError(f"{folder}: expected one sub-folder per class, found none")
+    skipped["stray_file"] += sum(1 for e in entries if not e.is_dir())
+    labels = {e.name: label_of(e.name) for e in class_dirs}
+    for entry in class_dirs:
+        if labels[entry.name] == "":
+            raise FerError(f"{entry.path}: unknown class folder {entry.name!r}")
+        twins = sorted(n for n, lab in labels.items() if lab and lab == labels[entry.name])
+        if len(twins) > 1:
+            meaning = labels[entry.name]
+            raise FerError(f"{folder}: class folders {twins} all mean {meaning!r}; merge or rename")
     rows: list[Row] = []
     for entry in class_dirs:
-        label = label_of(entry.name)
-        if label == "":
-            raise FerError(f"{entry.path}: unknown class folder {entry.name!r}")
-        names = sorted(e.name for e in os.scandir(entry.path) if e.is_file())
-        images = [n for n in names if is_image(n)]
-        if len(names) > len(images):
-            skipped["not_an_image"] += len(names) - len(images)
-        if not images:
-            raise FerError(f"{entry.path}: empty class folder (expected image files)")
-        if label is None:
-            skipped[f"class {entry.name}"] += len(images)
-            continue
-        rel = Path(entry.path).relative_to(root).as_posix()
-        for name in images:
-            group = group_of(name, Path(entry.path)) if group_of else ""
-            rows.append(Row(f"{rel}/{name}", label, split, group))
+        rows += _class_rows(root, entry, labels[entry.name], split, skipped, group_of)
     return rows
+
+
+def _class_rows(root, entry, label, split, skipped, group_of) -> list[Row]:
+    inside = scan(entry.path)
+    for nested in (e for e in inside if e.is_dir()):
+        skipped["in_nested_folder"] += sum(len(files) for _, _, files in os.walk(nested.path))
+    names = [e.name for e in inside if not e.is_dir()]
+    images = [n for n in names if is_image(n)]
+    skipped["not_an_image"] += len(names) - len(images)
+    if not images:
+        raise FerError(f"{entry.path}: empty class folder (expected image files)")
+    if label is None:
+        skipped[f"class {entry.name}"] += len(images)
+        return []
+    rel = Path(entry.path).relative_to(root).as_posix()
+    return [
+        Row(f"{rel}/{name}", label, split, group_of(name, Path(entry.path)) if group_of else "")
+        for name in images
+    ]
 
 
 class SplitFolder(NamedTuple):

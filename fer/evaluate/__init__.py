@@ -58,6 +58,11 @@ class EvalCell:
             raise FerError(f"arch {self.arch!r}: expected one of {list(ARCHS)}")
         if self.protocol not in PROTOCOLS:
             raise FerError(f"protocol {self.protocol!r}: expected one of {list(PROTOCOLS)}")
+        roi, glob = self.fusion
+        if not all(0 <= w <= 1 for w in (roi, glob)) or roi + glob == 0:
+            raise FerError(
+                f"fusion weights roi={roi}, global={glob}: expected each in [0, 1], not both 0"
+            )
         if self.batch_size < 1 or self.bootstrap < 0:
             raise FerError("the batch size must be >= 1 and the bootstrap resamples >= 0")
 

@@ -9,6 +9,7 @@ that model: every tensor but the class head (whose classes belong to the other d
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -81,14 +82,64 @@ def _load(path: Path):
 
 def load_resnet18_state(path: str | Path, state=None) -> dict[str, torch.Tensor]:
     """Read a torchvision ResNet-18 state_dict (plain, or under ``"state_dict"``) safely;
-    ``state``: what ``path`` holds, when it was read already."""
+    ``state``: what ``path`` holds, when it was read already. Any other network (a ResNet-34,
+    a ResNet-50, a state_dict missing or adding tensors) is refused, naming what the file holds."""
     if state is None:
         state = _load(Path(path))
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise FerError(f"{path}: expected a ResNet-18 state_dict with a 'conv1.weight' entry")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    found, expected = _trunk_keys(state), _trunk_keys(_resnet18_keys())
+    if found != expected:
+        what = describe_resnet(state)
+        if what.startswith("ResNet-18"):  # the right depth, yet tensors missing or added
+            gaps = [f"missing {k}" for k in sorted(expected - found)]
+            gaps += [f"unexpected {k}" for k in sorted(found - expected)]
+            what += (
+                ": " + "; ".join(gaps[:3]) + (f" (+{len(gaps) - 3} more)" if len(gaps) > 3 else "")
+            )
+        raise FerError(
+            f"{path}: holds {what}; expected torchvision's ResNet-18 (blocks per layer 2, 2, 2, 2)"
+        )
+    return state
+
+
+def _trunk_keys(keys) -> set[str]:
+    """The keys that define a trunk: not the ImageNet classifier, not BN's batch counters (the
+    original ImageNet files predate them)."""
+    return {k for k in keys if not k.startswith(_UNUSED_PREFIXES) and "num_batches" not in k}
+
+
+@lru_cache(maxsize=1)
+def _resnet18_keys() -> frozenset[str]:
+    import torchvision
+
+    return frozenset(torchvision.models.resnet18(weights=None).state_dict())
+
+
+KNOWN_RESNETS = {
+    ((2, 2, 2, 2), False): "ResNet-18",
+    ((3, 4, 6, 3), False): "ResNet-34",
+    ((3, 4, 6, 3), True): "ResNet-50",
+    ((3, 4, 23, 3), True): "ResNet-101",
+    ((3, 8, 36, 3), True): "ResNet-152",
+}
+
+
+def describe_resnet(state: dict) -> str:
+    """What a ResNet-like state_dict is, in words: its depth from the blocks of each layer."""
+    blocks = []
+    for layer in range(1, 5):
+        indices = {int(k.split(".")[1]) for k in state if k.startswith(f"layer{layer}.")}
+        blocks.append(max(indices) + 1 if indices else 0)
+    if not any(blocks):
+        return f"{len(state)} tensor(s) of no ResNet (no layer1..layer4)"
+    bottleneck = any(k.endswith("conv3.weight") for k in state)
+    name = KNOWN_RESNETS.get((tuple(blocks), bottleneck), "a ResNet-like network")
+    per_layer = ", ".join(map(str, blocks))
+    return f"{name} weights ({len(state)} tensors, blocks per layer {per_layer})"
 
 
 def load_into_trunk(

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer.data.io import UnreadableImage, load_image
+from fer.atomic import reserve
+from fer.data.io import MAX_PIXELS, UnreadableImage, load_image
 from fer.preprocess.align import Aligner
 from fer.preprocess.detect import make_detector
 from fer.preprocess.rois import crop_rois, format_boxes, roi_boxes
@@ -30,6 +31,7 @@ class Settings:
     padding: float = 0.25
     device: str = "cpu"
     keep_original: bool = False
+    max_pixels: int = MAX_PIXELS  # larger images are `unreadable` (their size in the reason)
     # torch threads for MTCNN on CPU: 1 (parallelism comes from worker processes; several
     # threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower)
     torch_threads: int = 1
@@ -82,7 +84,7 @@ class Processor:
         images, readable = [], []
         for i, row in enumerate(rows):
             try:
-                images.append(load_image(s.root, row["path"]))
+                images.append(load_image(s.root, row["path"], s.max_pixels))
                 readable.append(i)
             except UnreadableImage as exc:
                 chunk.records[i]["reason"] = exc.reason
@@ -144,24 +146,37 @@ class Outputs:
 
     @classmethod
     def create(cls, folder: Path, n: int, settings: Settings) -> Outputs:
-        """Create the ``.npy`` files for ``n`` rows (zero-filled) in ``folder``."""
-        f, r = settings.face_size, settings.roi_size
-        shapes = {"faces": (n, f, f, 3), "landmarks": (n, 68, 2), "original": (n, f, f, 3)}
-        names = cls.NAMES if settings.keep_original else cls.NAMES[:-1]
-        arrays = {
-            name: np.lib.format.open_memmap(
-                Path(folder) / f"{name}.npy",
-                "w+",
-                np.float32 if name == "landmarks" else np.uint8,
-                shapes.get(name, (n, r, r, 3)),
-            )
-            for name in names
-        }
+        """Create the ``.npy`` files for ``n`` rows (zero-filled) in ``folder``, their disk
+        reserved up front."""
+        shapes, kinds = cls.layout(n, settings)
+        arrays = {}
+        for name, kind in kinds.items():
+            path = Path(folder) / f"{name}.npy"
+            arrays[name] = np.lib.format.open_memmap(path, "w+", kind, shapes[name])
+            reserve(path, path.stat().st_size)  # no SIGBUS from a disk that fills later
         arrays["landmarks"][:] = np.nan
         outputs = cls(arrays)
         outputs.flush()
         _OUTPUTS[str(folder)] = outputs
         return outputs
+
+    @classmethod
+    def layout(cls, n: int, settings: Settings) -> tuple[dict, dict]:
+        """The shape and dtype of every array for ``n`` rows."""
+        f, r = settings.face_size, settings.roi_size
+        names = cls.NAMES if settings.keep_original else cls.NAMES[:-1]
+        big = {"faces": (n, f, f, 3), "landmarks": (n, 68, 2), "original": (n, f, f, 3)}
+        shapes = {name: big.get(name, (n, r, r, 3)) for name in names}
+        kinds = {name: np.float32 if name == "landmarks" else np.uint8 for name in names}
+        return shapes, kinds
+
+    @classmethod
+    def nbytes(cls, n: int, settings: Settings) -> int:
+        """Disk the prepared folder of ``n`` rows takes: arrays, index, summaries, contact sheet
+        (bounded by its uncompressed size)."""
+        shapes, kinds = cls.layout(n, settings)
+        arrays = sum(int(np.prod(shapes[k])) * np.dtype(kinds[k]).itemsize for k in shapes)
+        return arrays + 400 * n + 48 * (settings.face_size + 8) ** 2 * 3
 
     @classmethod
     def open(cls, folder: str) -> Outputs:

@@ -15,15 +15,17 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pandas as pd
 
 from fer import __version__, cliargs
+from fer.atomic import remove_stale, require_space, staged_folder
 from fer.contracts import (
     MANIFEST_COLUMNS,
     MANIFEST_REQUIRED,
@@ -31,7 +33,9 @@ from fer.contracts import (
     PREPARED_FILES,
     STATUSES,
 )
+from fer.data.io import MAX_PIXELS
 from fer.errors import FerError
+from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
@@ -65,6 +69,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help=where)
     chunk = "images per chunk (one pool task; MTCNN batches equal-size images in it)"
     p.add_argument("--batch-size", type=cliargs.integer(1), default=32, help=chunk)
+    limit = "images of more pixels are `unreadable` (counted, with their size), not decoded"
+    p.add_argument("--max-pixels", type=cliargs.integer(1), default=MAX_PIXELS, help=limit)
     original = "also write original.npy: the whole frame resized to --face-size"
     p.add_argument("--keep-original", action="store_true", help=original)
     sheet = "number of chips on contact_sheet.png"
@@ -77,6 +83,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fer prepare``; returns the exit status."""
     args = get_args_parser().parse_args(argv)
+    remove_stale(args.out)  # partial folders of runs that were killed
     table, manifest_summary, digest = read_manifest(args.manifest)
     settings = Settings(
         str(args.root),
@@ -86,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         args.padding,
         resolve_device(args.device, args.detector),
         args.keep_original,
+        args.max_pixels,
     )
     params = make_params(settings, digest)
     if not args.force and is_up_to_date(args.out, params):
@@ -160,6 +168,7 @@ def make_params(settings: Settings, manifest_sha256: str) -> dict:
         "detector": settings.detector,
         "version": __version__,
         "keep_original": settings.keep_original,
+        "max_pixels": settings.max_pixels,
         "manifest_sha256": manifest_sha256,
     }
 
@@ -179,21 +188,32 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
     arrays, so no image array crosses a process boundary.
 
     On the CPU the detector and the 100 MB landmark model are loaded once, here, and the forked
-    workers inherit them; with CUDA each spawned worker loads its own.
+    workers inherit them; with CUDA each spawned worker loads its own. A worker that dies (killed,
+    out of memory) stops the run with one line, never a hang.
     """
     tasks = [(str(folder), i, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
     workers = min(workers, len(tasks))
-    if settings.device.startswith("cuda") and workers > 1:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=init_worker, initargs=(settings,)) as pool:
-            yield from pool.imap(process_into, tasks)
-        return
-    init_worker(settings)
+    cuda = settings.device.startswith("cuda")
+    if not cuda or workers <= 1:
+        init_worker(settings)
     if workers <= 1:
         yield from (process_into(t) for t in tasks)
         return
-    with mp.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(process_into, tasks)
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=mp.get_context("spawn" if cuda else "fork"),
+        initializer=init_worker if cuda else None,
+        initargs=(settings,) if cuda else (),
+    )
+    try:
+        yield from pool.map(process_into, tasks)
+    except BrokenProcessPool:
+        raise FerError(
+            f"{folder}: a preprocessing worker died (killed, or out of memory); nothing was "
+            "written: run again, or with fewer --workers"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def prepare(
@@ -206,20 +226,11 @@ def prepare(
     batch_size: int = 32,
     contact_n: int = 48,
 ) -> dict:
-    """Process every manifest row into ``out`` (atomically) and return the summary written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        summary = _fill(
-            tmp, table, manifest_summary, settings, params, workers, batch_size, contact_n
-        )
-        _replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return summary
+    """Process every manifest row into ``out`` (atomically: a staged folder swapped in at the
+    end, nothing left on failure) and return the summary written."""
+    require_space(out, Outputs.nbytes(len(table), settings))  # before hours of work, not after
+    with staged_folder(out) as tmp:
+        return _fill(tmp, table, manifest_summary, settings, params, workers, batch_size, contact_n)
 
 
 def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_size, contact_n):
@@ -253,6 +264,7 @@ def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_s
         tmp / "contact_sheet.png", arrays.faces, index["roi_boxes"].tolist(), statuses, contact_n
     )
     summary = make_summary(index, records, manifest_summary, wall, workers, settings)
+    summary["digests"] = digests(tmp)  # the content, for runs that must not resume across it
     (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")
     (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -297,12 +309,3 @@ def make_summary(
         "counts_by_split": by_split,
         "unreadable_reasons": dict(reasons.most_common(20)),
     }
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished ``tmp`` folder to ``out``, replacing an older one."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)

@@ -193,7 +193,9 @@ def check_result(result: object, path: Path) -> dict:
     if not _number(result["accuracy"]) or not 0 <= result["accuracy"] <= 1:
         raise FerError(f"{path}: 'accuracy' must be a fraction in [0, 1]")
     classes, cm = result["classes"], result["confusion_matrix"]
-    n = len(classes) if isinstance(classes, list) else -1
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)):
+        raise FerError(f"{path}: 'classes' must be a list of class names, got {classes!r}")
+    n = len(classes)
     square = (
         isinstance(cm, list)
         and len(cm) == n

@@ -259,9 +259,13 @@ def run_job(job: TrainJob) -> RunState:
             f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}",
             file=sys.stderr,
         )
-    fit(run, data, train, val)
-    run.model.load_state_dict(run.best_state)
-    write_outputs(run, train, val)
+    try:
+        fit(run, data, train, val)
+        run.model.load_state_dict(run.best_state)
+        write_outputs(run, train, val)
+    except BaseException:
+        remove_state(run, keep_file=True)  # no empty folders left by a run that never saved
+        raise
     if not job.keep_state:
         remove_state(run)
     print(

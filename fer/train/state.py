@@ -26,6 +26,19 @@ from fer.contracts import HISTORY_COLUMNS
 from fer.provenance import git_sha, versions
 
 STATE_FORMAT = 2  # bump when the resume file's layout changes: older files then start over
+# what a fingerprint difference means, for the line that says why a run starts over
+CHANGES = {
+    "state_format": "an older fer (another resume format)",
+    "recipe": "another recipe",
+    "arch": "another model",
+    "fold": "another fold",
+    "classes": "other classes",
+    "sizes": "other input sizes",
+    "n_train": "another training split",
+    "n_val": "another validation split",
+    "device": "another device type",
+    "data": "other prepared data (its index or arrays changed since)",
+}
 TEST_WARNING = (
     "selection: test - the best epoch was chosen on the TEST split, as the reference did, so "
     "test accuracies of this checkpoint are optimistically biased; use only to reproduce the "
@@ -98,6 +111,7 @@ class RunState:
             "n_train": self.n_train,
             "n_val": self.n_val,
             "device": self.device.type,
+            "data": self.data.fingerprint(),  # the prepared content: re-prepared data starts over
         }
 
     def record(self, epoch: int, lr: float, stats: dict, ev: dict) -> None:
@@ -159,11 +173,12 @@ def load_state(run: RunState) -> bool:
     except Exception as exc:  # a torn or foreign file: never trust it, start over
         print(f"warning: {path} unreadable ({type(exc).__name__}); starting over", file=sys.stderr)
         return False
-    if not isinstance(state, dict) or state.get("fingerprint") != run.fingerprint():
-        print(
-            f"warning: {path} is for another recipe, data, fold or device; starting over",
-            file=sys.stderr,
-        )
+    saved = state.get("fingerprint") if isinstance(state, dict) else None
+    now = run.fingerprint()
+    if saved != now:
+        changed = sorted(k for k in now if not isinstance(saved, dict) or saved.get(k) != now[k])
+        why = ", ".join(CHANGES.get(k, k) for k in changed) or "it is not a fer resume state"
+        print(f"warning: {path} was saved for {why}; starting over", file=sys.stderr)
         return False
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -181,9 +196,11 @@ def load_state(run: RunState) -> bool:
     return True
 
 
-def remove_state(run: RunState) -> None:
-    """Delete the resume file after a successful run, and its folders when left empty."""
-    run.state_path.unlink(missing_ok=True)
+def remove_state(run: RunState, keep_file: bool = False) -> None:
+    """Delete the resume file (after a successful run; ``keep_file`` after a failed one, whose
+    last good state may resume), and its folders when left empty."""
+    if not keep_file:
+        run.state_path.unlink(missing_ok=True)
     folder = run.state_path.parent
     for candidate in (folder, folder.parent if folder.parent.name == ".state" else None):
         if candidate is None or not candidate.is_dir() or any(candidate.iterdir()):

@@ -38,10 +38,10 @@ rule prepare_faces:
         padding=config["preprocess"]["padding"],
         batch_size=config["preprocess"]["batch_size"],
         keep_original="--keep-original" if config["preprocess"]["keep_original"] else "",
+        max_pixels=config["preprocess"]["max_pixels"],
         out=prepared_dir,
     shell:
         "fer --log {log} prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
         " --detector {params.detector} --face-size {params.face_size}"
         " --roi-size {params.roi_size} --padding {params.padding}"
-        " --batch-size {params.batch_size} --workers {threads} {params.keep_original}"
-        ""
+        " --batch-size {params.batch_size} --max-pixels {params.max_pixels} --workers {threads} {params.keep_original}"

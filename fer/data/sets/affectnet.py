@@ -16,7 +16,6 @@ image missing on disk is skipped as ``missing_image``.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from fer.data.listing import (
     folder_label,
     list_split_folders,
     read_csv,
+    scan,
 )
 from fer.errors import FerError
 from fer.labels import CANONICAL, SEVEN
@@ -61,7 +61,7 @@ class Listing:
         folder, _, name = rel.replace("\\", "/").rpartition("/")
         if folder not in self.cache:
             path = self.images / folder
-            self.cache[folder] = {e.name for e in os.scandir(path)} if path.is_dir() else set()
+            self.cache[folder] = {e.name for e in scan(path)} if path.is_dir() else set()
         return name in self.cache[folder]
 
 

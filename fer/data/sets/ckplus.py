@@ -13,13 +13,12 @@ Layouts, detected in this order (the group is always the subject, ``S005``):
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.listing import find_dir, is_image, list_class_folders
+from fer.data.listing import find_dir, is_image, list_class_folders, scan
 from fer.errors import FerError
 from fer.labels import CANONICAL, LabelError, from_code
 
@@ -65,9 +64,7 @@ def sequence_rows(root: Path, images: Path, emotion_file: Path, options: dict) -
     """Rows of one labelled sequence: its last frames with the label, its first as neutral."""
     subject, sequence = emotion_file.parent.parent.name, emotion_file.parent.name
     folder = images / subject / sequence
-    frames = (
-        sorted(e.name for e in os.scandir(folder) if is_image(e.name)) if folder.is_dir() else []
-    )
+    frames = [e.name for e in scan(folder) if is_image(e.name)] if folder.is_dir() else []
     if not frames:
         raise FerError(f"{folder}: no frames for the labelled sequence {emotion_file.name}")
     label = read_emotion(emotion_file)
@@ -112,7 +109,7 @@ def ckplus(root: Path, options: dict) -> AdapterResult:
     images = find_dir(root, "cohn-kanade-images")
     if images is not None:
         return AdapterResult(official_rows(root, images, options, skipped), skipped)
-    if not any(e.is_dir() for e in os.scandir(root)):
+    if not any(e.is_dir() for e in scan(root)):
         raise FerError(
             f"{root}: wrong layout for ckplus; expected cohn-kanade-images/ + Emotion/ "
             "(official CK+) or <class>/S###_###_########.png (CK+48)"

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.listing import find_dir, find_file, read_csv
+from fer.data.listing import find_dir, find_file, read_csv, scan
 from fer.errors import FerError
 from fer.labels import CANONICAL, canonical_name
 
@@ -128,7 +128,7 @@ def folder_rows(root: Path, folder: Path, split: str, options: dict, skipped: Co
             f"{folder / 'label.csv'}: not found; expected rows "
             '<png>,"(0, 0, 48, 48)",<10 vote counts>'
         )
-    present = {p.name for p in folder.iterdir()}
+    present = {e.name for e in scan(folder)}
     rel = folder.relative_to(root).as_posix()
     rows = []
     with open(label_csv, newline="", encoding="utf-8-sig") as handle:

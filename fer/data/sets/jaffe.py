@@ -7,13 +7,12 @@ scores all 213 images); ``fer manifest --kfold K`` turns them into subject-group
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.listing import find_dir, is_image
+from fer.data.listing import find_dir, is_image, scan
 from fer.errors import FerError
 from fer.labels import SEVEN, LabelError, canonical_name
 
@@ -43,7 +42,7 @@ def jaffe(root: Path, options: dict) -> AdapterResult:
     rows: list[Row] = []
     rel = folder.relative_to(root).as_posix()
     prefix = "" if rel == "." else f"{rel}/"
-    for name in sorted(e.name for e in os.scandir(folder) if e.is_file()):
+    for name in (e.name for e in scan(folder) if e.is_file()):
         if not is_image(name):
             skipped["not_an_image"] += 1
             continue

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from fer.data import AdapterResult, Row, register_dataset
-from fer.data.listing import find_dir, find_file
+from fer.data.listing import find_dir, find_file, scan
 from fer.errors import FerError
 from fer.labels import SEVEN, LabelError, from_code
 
@@ -71,7 +71,7 @@ def rafdb(root: Path, options: dict) -> AdapterResult:
             "basic label file ('<name>.jpg <label>' per line)"
         )
     folder, suffix = image_folder(base, options["images"])
-    present = {e.name for e in os.scandir(folder)}
+    present = {e.name for e in scan(folder)}
     rel = folder.relative_to(root).as_posix()
     skipped: Counter = Counter()
     rows = []
