@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import zlib
@@ -201,6 +202,27 @@ def test_prepare_on_a_full_disk_says_what_it_needs_and_leaves_nothing(
     line = one_line_error(fer(*args, timeout=120))
     assert f"{out}: needs " in line and "free on its disk" in line
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def _die(task):
+    """A pool task that kills its worker, as a SIGBUS or the OOM killer would."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_that_dies_stops_prepare_with_one_line_never_a_hang(
+    small_raw, tmp_path, monkeypatch
+):
+    pytest.importorskip("dlib")
+    from fer.preprocess import prepare as prepare_module
+
+    monkeypatch.setattr(prepare_module, "process_into", _die)
+    manifest = write_manifest(tmp_path / "m", [f"f{i % 4}.png" for i in range(8)])
+    out = tmp_path / "prepared"
+    argv = prepare_args(manifest, small_raw, out, "--batch-size", 2)
+    argv[argv.index("--workers") + 1] = 2
+    with pytest.raises(FerError, match="a preprocessing worker died"):
+        prepare_module.main([str(a) for a in argv[1:]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "raw"]
 
 
 def _tiny_checkpoint(tmp_path) -> Path:
