@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "evaluate": ("fer.evaluate.cli", "score trained models on a target into a result JSON"),
     "report": ("fer.report", "render the HTML report of every accuracy table"),
     "check-config": ("fer.check_config", "check that workflow config files are valid YAML"),
+    "fetch-weights": ("fer.imagenet", "download (or copy) ResNet-18 ImageNet weights to the cache"),
 }
 
 

@@ -1,7 +1,8 @@
 """Initial weights from a local file: never downloaded at run time.
 
 ``weights="imagenet"`` reads torchvision's IMAGENET1K_V1 file from the torch hub cache
-(``torch.hub.get_dir()/checkpoints/resnet18-f37072fd.pth``, i.e. ``$TORCH_HOME/hub/checkpoints``);
+(``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``, :func:`fer.imagenet.cache_path`; ``fer
+fetch-weights`` puts it there);
 ``weights="/path/to/resnet18.pth"`` reads that file; ``None``/``"none"`` means random init.
 ``weights="models/fer2013/global.pt"`` (a checkpoint written by ``fer train``) fine-tunes from
 that model: every tensor but the class head (whose classes belong to the other data set).
@@ -16,17 +17,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from fer import imagenet
 from fer.errors import FerError
+from fer.imagenet import URL as IMAGENET_URL
 
-IMAGENET_FILE = "resnet18-f37072fd.pth"
-IMAGENET_URL = f"https://download.pytorch.org/models/{IMAGENET_FILE}"
 # keys of torchvision's resnet18 state_dict that a trunk never uses
 _UNUSED_PREFIXES = ("fc.",)
-
-
-def imagenet_path() -> Path:
-    """Where ``weights="imagenet"`` looks for torchvision's ResNet-18 IMAGENET1K_V1 file."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
 
 
 class Init(NamedTuple):
@@ -45,12 +41,12 @@ def resolve_weights(weights: str | Path | None) -> Init | None:
     if weights is None or str(weights).strip().lower() in ("", "none"):
         return None
     if str(weights).strip().lower() == "imagenet":
-        path = imagenet_path()
+        path = imagenet.cache_path()
         if not path.is_file():
             raise FerError(
                 f"ImageNet ResNet-18 weights not found at {path}: fer never downloads at run "
-                f"time; fetch {IMAGENET_URL} and save it there (or set TORCH_HOME), or name a "
-                f"local file with weights: /path/to/{IMAGENET_FILE}"
+                f"time; run `fer fetch-weights` (or `fer fetch-weights --from FILE` with a copy "
+                f"of {IMAGENET_URL}), set TORCH_HOME, or name a file: weights: /path/to/file"
             )
         return Init(load_resnet18_state(path), None, str(path))
     path = Path(weights).expanduser()
@@ -58,7 +54,7 @@ def resolve_weights(weights: str | Path | None) -> Init | None:
         raise FerError(
             f"weights file {path} not found: expected torchvision's ResNet-18 state_dict "
             f"({IMAGENET_URL}), a checkpoint written by `fer train`, 'imagenet' (looks in "
-            f"{imagenet_path().parent}) or 'none'"
+            f"{imagenet.cache_path().parent}) or 'none'"
         )
     state = _load(path)
     if (

@@ -9,6 +9,7 @@ import jsonschema
 import yaml
 from snakemake.utils import validate
 
+from fer import imagenet
 from fer.contracts import MODELS
 from fer.data import get_adapter, list_datasets
 from fer.errors import FerError
@@ -313,3 +314,49 @@ def check_recipes():
 
 
 check_recipes()
+
+
+def imagenet_missing(models=None):
+    """A line saying which models ask for ImageNet weights that are not in the cache (None if
+    none does); ``models``: the (data set, model) pairs to be trained (None: all of them).
+    """
+    if models is None:
+        models = [(d, m) for d in config["train_on"] for m in MODELS]
+    users = [
+        f"{d}/{m}"
+        for d, m in sorted(set(models))
+        if json.loads(recipe(d, m)).get("weights") == "imagenet"
+    ]
+    path = imagenet.cache_path()
+    if not users or path.is_file():
+        return None
+    return (
+        f"the recipes of {', '.join(users)} ask for ImageNet weights (weights: imagenet), not at "
+        f"{path}: run `fer fetch-weights` (or `fer fetch-weights --from FILE`), or set TORCH_HOME"
+    )
+
+
+def stop_without_imagenet():
+    """onstart: stop before any job when a training about to run lacks its ImageNet weights."""
+    try:
+        jobs = workflow.dag.needrun_jobs()
+        models = [
+            (job.wildcards.dataset, job.wildcards.model)
+            for job in jobs
+            if job.rule.name in ("train_model", "train_fold")
+        ]
+    except AttributeError:  # another Snakemake's DAG: check every model
+        models = None
+    if problem := imagenet_missing(models):
+        _fail(problem)
+
+
+def say_where_the_report_is():
+    """onsuccess: the report's path, the end of a run."""
+    page = Path("reports/all.html")
+    if page.is_file():
+        print(f"report: {page.resolve()}", file=sys.stderr)
+
+
+if workflow.is_main_process and (missing := imagenet_missing()):
+    print(f"note: {missing}; a run stops there, before its first job", file=sys.stderr)
