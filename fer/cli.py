@@ -1,8 +1,9 @@
 """The ``fer`` command: one verb per pipeline stage, each a module with ``main(argv)``.
 
 ``fer --log FILE <verb> ...`` sends everything the verb prints (and what libraries and worker
-processes write to the same descriptors) to FILE; when the verb fails, its last line — fer's
-one-line error — is also written to the terminal. The workflow runs every job this way.
+processes write to the same descriptors) to FILE; milestone lines (:mod:`fer.progress`: each
+training epoch) also reach the terminal, prefixed by FILE, and when the verb fails its last line,
+fer's one-line error, does too. The workflow runs every job this way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from fer import __version__
+from fer import __version__, progress
 from fer.errors import FerError
 
 # verb -> (module, one-line help). Modules are imported only when their verb runs, so that
@@ -97,6 +98,7 @@ def run_logged(log: Path, verb: str, argv: list[str]) -> int:
     """:func:`run_verb` with its output in ``log``; a failure's last line also on the terminal."""
     try:
         with _redirected(log) as terminal:
+            progress.to_terminal(terminal, f"{log}: ")
             try:
                 rc = run_verb(verb, argv)
             except SystemExit as exc:  # argparse's usage errors, sys.exit in a verb
@@ -109,6 +111,8 @@ def run_logged(log: Path, verb: str, argv: list[str]) -> int:
             except Exception:  # a bug: the traceback goes to the log, its last line out
                 traceback.print_exc()
                 rc = 1
+            finally:
+                progress.to_terminal(None)
             if rc != 0:
                 print(f"{_last_line(log)} (log: {log})", file=terminal)
             return rc

@@ -23,7 +23,7 @@ CANONICAL: tuple[str, ...] = (
     "contempt",
 )
 
-# Native label spellings seen in the wild (datasets.md), lower-cased, -> canonical name.
+# Native label spellings the publishers use, lower-cased, -> canonical name.
 SYNONYMS: dict[str, str] = {
     "neutral": "neutral",
     "ne": "neutral",

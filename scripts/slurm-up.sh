@@ -4,7 +4,7 @@
 # Safe to rerun: daemons already up are left alone. Stop it with scripts/slurm-down.sh,
 # which kills only the daemons this script started (listed in $FER_SLURM_STATE/started).
 #
-# Tested recipe: ../shared/docs/environment.md §6 (Debian 12, Slurm 22.05.8, MUNGE 0.5.15).
+# Tested on Debian 12 (Slurm 22.05.8, MUNGE 0.5.15); pitfalls in docs/slurm.md.
 # It refuses to overwrite an /etc/slurm/slurm.conf it did not write (a real site's).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive

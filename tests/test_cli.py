@@ -113,3 +113,34 @@ def test_every_module_entry_point_reports_user_errors_in_one_line(module, tmp_pa
     r = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+
+
+def test_under_log_each_epoch_reaches_the_terminal_prefixed_by_the_log(tmp_path):
+    import json
+
+    from tests.fakes import write_fake_prepared
+
+    prepared = write_fake_prepared(tmp_path / "p")
+    log = tmp_path / "logs" / "train.log"
+    recipe = {"epochs": 2, "batch_size": 8, "samples_per_class": 4, "workers": 0}
+    r = fer(
+        "--log",
+        str(log),
+        "train",
+        "--prepared",
+        str(prepared),
+        "--arch",
+        "global",
+        "--out",
+        str(tmp_path / "g.pt"),
+        "--recipe",
+        json.dumps(recipe),
+    )
+    assert r.returncode == 0, r.stderr
+    shown = r.stderr.splitlines()
+    assert [ln.split(" lr ")[0] for ln in shown if ": epoch " in ln] == [
+        f"{log}: epoch 1/2",
+        f"{log}: epoch 2/2",
+    ]
+    assert shown[-1].startswith(f"{log}: wrote {tmp_path / 'g.pt'}")
+    assert "epoch 2/2" in log.read_text() and len(shown) == 3  # no bars, no warnings

@@ -51,6 +51,7 @@ def test_registry_lists_every_data_set():
         "jaffe",
         "sfew",
         "demo",
+        "folders",
     }
 
 

@@ -261,6 +261,7 @@ FAKES = {
     "jaffe": (fake_jaffe, 7),
     "sfew": (fake_sfew, 21),
     "demo": (fake_demo, 28),
+    "folders": (fake_class_folders, 28),
 }
 
 

@@ -145,7 +145,8 @@ def adapters_help() -> str:
     for name in list_datasets():
         entry = get_adapter(name)
         options = ", ".join(f"{k}={json.dumps(v)}" for k, v in entry.defaults.items()) or "none"
-        lines.append(f"  {name:<11} {entry.doc} [options: {options}]")
+        doc = entry.doc.replace("``", "`")  # the docstring's reST, as plain text
+        lines.append(f"  {name:<11} {doc} [options: {options}]")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from fer.contracts import ARCHS
 from fer.errors import FerError
 from fer.evaluate import EvalCell, evaluate
 from fer.labels import PROTOCOLS
+from fer.progress import say
 
 DEFAULT_WEIGHTS = "roi=0.55,global=0.45"
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(cell_from_args(args))
     write_json(args.out, result, indent=1, default=str)
     acc = result["accuracy"]
-    print(
+    say(
         f"{args.dataset} → {args.target} [{args.arch}]: accuracy {acc:.4f} on "
         f"{result['n_images']} images → {args.out}"
     )

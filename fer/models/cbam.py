@@ -1,6 +1,6 @@
 """CBAM (Woo et al. 2018) exactly as the reference's ``package/cbam.py``, plus the fp32 head BN.
 
-Reference: ``docs/reference-implementation.md`` §2.1. ``CBAM(C)`` = channel gate (shared MLP
+Reference: the reference code's CBAM module. ``CBAM(C)`` = channel gate (shared MLP
 ``C → C/16 → C`` with biases over global avg- and max-pool, summed, sigmoid) then spatial gate
 (``[max, mean]`` over channels → 7×7 conv without bias → ``BatchNorm2d(1, momentum=0.01)`` →
 sigmoid). ``CBAM(512)`` has 33,412 parameters.

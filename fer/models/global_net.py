@@ -1,6 +1,7 @@
 """Global Net: ImageNet ResNet-18 trunk, CBAM(512), average pool, ``Linear(512, C)``, BN on logits.
 
-Reference: ``docs/reference-implementation.md`` §2.2 (``global/package/resnet_cbam.py``).
+Reference: the reference code's ``global/package/resnet_cbam.py`` (docs/reference.md says where
+fer departs from it).
 11,213,529 parameters for C=7, 11,214,044 for C=8.
 """
 

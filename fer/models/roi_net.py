@@ -1,6 +1,6 @@
 """Global-ROI Net: whole-face ResNet-18 with CBAM in every block + shared ROI trunk, sum fusion.
 
-Reference: ``docs/reference-implementation.md`` §2.3 (``global_roi/package/model1.py``), both
+Reference: the reference code's ``global_roi/package/model1.py``, both
 branches randomly initialised. 24,222,509 parameters for C=7, 24,223,024 for C=8:
 
 * whole branch: torchvision ResNet-18 with ``CBAM(planes, 16)`` on the residual path of every

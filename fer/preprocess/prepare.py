@@ -39,7 +39,10 @@ from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
+from fer.progress import say
 from fer.provenance import resolve_device as resolve_torch_device
+
+SAY_EVERY_S = 60  # seconds between progress lines on the terminal
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -248,9 +251,15 @@ def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_s
         mininterval=1.0 if sys.stderr.isatty() else 30.0,
         desc="prepare",
     )
+    said = start_time
     for chunk_records in iter_records(rows, settings, workers, batch_size, tmp):
         records.extend(chunk_records)
         bar.update(len(chunk_records))
+        if time.perf_counter() - said > SAY_EVERY_S:  # a line a minute on long runs
+            said, done = time.perf_counter(), len(records)
+            rate = done / (said - start_time)
+            left = (len(rows) - done) / rate if rate else float("nan")
+            say(f"prepare: {done}/{len(rows)} images, {rate:.1f}/s, about {left / 60:.0f} min left")
     bar.close()
     wall = time.perf_counter() - start_time
     arrays.flush()

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from fer.errors import FerError
 from fer.models import create_model
+from fer.progress import say
 from fer.provenance import resolve_device
 from fer.train import TrainJob
 from fer.train.augment import augment, prepare_eval
@@ -222,12 +223,10 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
         ev = evaluate(run.model, run.criterion, batches, run.step)
         run.record(epoch, lr, stats, ev)
         save_state(run)
-        print(
+        say(
             f"epoch {epoch}/{r.epochs} lr {lr:.3g} train_loss {stats['loss']:.4f} train_acc "
             f"{stats['acc']:.4f} {val.name}_loss {ev['loss']:.4f} {val.name}_acc "
-            f"{ev['acc']:.4f} ({stats['images'] / stats['seconds']:.1f} img/s)",
-            file=sys.stderr,
-            flush=True,
+            f"{ev['acc']:.4f} ({stats['images'] / stats['seconds']:.1f} img/s)"
         )
 
 
@@ -255,10 +254,7 @@ def run_job(job: TrainJob) -> RunState:
         n_val=len(val),
     )
     if load_state(run):
-        print(
-            f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}",
-            file=sys.stderr,
-        )
+        say(f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}")
     try:
         fit(run, data, train, val)
         run.model.load_state_dict(run.best_state)
@@ -268,8 +264,5 @@ def run_job(job: TrainJob) -> RunState:
         raise
     if not job.keep_state:
         remove_state(run)
-    print(
-        f"wrote {job.out} (best epoch {run.best_epoch}, {val.name}_acc {run.best_acc:.4f})",
-        file=sys.stderr,
-    )
+    say(f"wrote {job.out} (best epoch {run.best_epoch}, {val.name}_acc {run.best_acc:.4f})")
     return run

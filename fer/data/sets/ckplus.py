@@ -22,7 +22,7 @@ from fer.data.listing import find_dir, is_image, list_class_folders, scan
 from fer.errors import FerError
 from fer.labels import CANONICAL, LabelError, from_code
 
-# Emotion/*.txt codes (datasets.md).
+# Emotion/*.txt codes, as CK+ documents them.
 CODES = {
     0: "neutral",
     1: "anger",

@@ -1,4 +1,4 @@
-"""FER2013: the Kaggle ``fer2013.csv`` or the common image-folder copy (docs datasets.md).
+"""FER2013: the Kaggle ``fer2013.csv`` or the common image-folder copy (as published).
 
 Layouts, detected in this order:
 
@@ -28,7 +28,7 @@ SPLIT_FOLDERS = [
     SplitFolder("test", ("test", "publictest")),
 ]
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
-# the csv's `emotion` codes (datasets.md)
+# the csv's `emotion` codes, as published
 CODES = {0: "anger", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
 
 

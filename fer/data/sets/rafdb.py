@@ -55,7 +55,7 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, str, str]:
         raise FerError(f"{path}, line {number}: unknown label {code!r}; expected 1-7") from None
 
 
-# list_patition_label.txt codes (datasets.md): 1 Surprise ... 7 Neutral.
+# list_patition_label.txt codes, as RAF-DB documents them: 1 Surprise ... 7 Neutral.
 CODES = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger", 7: "neutral"}
 
 
