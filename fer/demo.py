@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from fer import cliargs
-from fer.errors import FerError
+from fer.atomic import staged_folder
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 NOTICE = (
@@ -148,24 +148,22 @@ def generate(
     test_subjects: int = 3,
     size: int = 128,
 ) -> int:
-    """Write the demo set under ``out``; returns the number of images written. A write that
-    fails (a full disk) is a FerError naming the file."""
-    out = Path(out)
+    """Write the demo set under ``out`` (all of it, or nothing: it is staged beside ``out``);
+    returns the number of images written. A write that fails (a full disk) is a FerError naming
+    the file."""
     rng = np.random.default_rng(seed)
     people = [_subject(rng) for _ in range(subjects)]
     n = 0
-    try:
+    with staged_folder(out) as tmp:
         for s, person in enumerate(people):
             split = "test" if s >= subjects - test_subjects else "train"
             for cls in CLASSES:
-                folder = out / split / cls
+                folder = tmp / split / cls
                 folder.mkdir(parents=True, exist_ok=True)
                 for k in range(images_per_class):
                     _draw_face(person, cls, rng, size).save(folder / f"s{s:02d}_{k}.png")
                     n += 1
-        (out / "SYNTHETIC.txt").write_text(NOTICE.format(seed=seed))
-    except OSError as exc:
-        raise FerError(f"{exc.filename or out}: could not write ({exc.strerror or exc})") from exc
+        (tmp / "SYNTHETIC.txt").write_text(NOTICE.format(seed=seed))
     return n
 
 

@@ -247,14 +247,16 @@ def _tiny_checkpoint(tmp_path) -> Path:
     return out
 
 
-WRITERS = ("manifest", "train", "evaluate", "report")
+WRITERS = ("demo", "manifest", "train", "evaluate", "report")
 
 
 @pytest.mark.parametrize("writer", WRITERS)
 def test_every_writer_on_a_full_disk_names_the_file_and_leaves_nothing(writer, full_disk, tmp_path):
     disk = full_disk(free=2048)
     prepared = write_fake_prepared(tmp_path / "p", n_per_class=12)
-    if writer == "manifest":
+    if writer == "demo":
+        argv = ["demo", "--out", disk / "raw", "--subjects", 3, "--test-subjects", 1]
+    elif writer == "manifest":
         raw = tmp_path / "raw"
         for split in ("train", "test"):
             for cls in ("happy", "sad"):
