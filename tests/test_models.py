@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from fer.errors import FerError
+from fer.imagenet import FILE as IMAGENET_FILE
+from fer.imagenet import URL as IMAGENET_URL
 from fer.labels import CANONICAL
 from fer.models import (
     create_model,
@@ -20,7 +22,6 @@ from fer.models import (
 )
 from fer.models.cbam import CBAM
 from fer.models.roi_net import SelfAttention
-from fer.models.weights import IMAGENET_FILE, IMAGENET_URL
 
 SMALL = {"face_size": 64, "roi_size": 32}
 TINY = {"face_size": 32, "roi_size": 16}  # for the slower backward / bf16 checks
