@@ -20,8 +20,9 @@ def to_terminal(stream: TextIO | None, prefix: str = "") -> None:
     _terminal, _prefix = stream, prefix
 
 
-def say(text: str) -> None:
-    """A milestone line: on stderr, and on the terminal when stderr is a log."""
-    print(text, file=sys.stderr, flush=True)
+def say(text: str, stream: TextIO | None = None) -> None:
+    """A milestone line: on ``stream`` (stderr by default), and on the terminal when the verb's
+    output goes to a log."""
+    print(text, file=stream or sys.stderr, flush=True)
     if _terminal is not None:
         print(f"{_prefix}{text}", file=_terminal, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fer import cliargs
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     acc = result["accuracy"]
     say(
         f"{args.dataset} → {args.target} [{args.arch}]: accuracy {acc:.4f} on "
-        f"{result['n_images']} images → {args.out}"
+        f"{result['n_images']} images → {args.out}",
+        sys.stdout,
     )
     return 0
