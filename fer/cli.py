@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "report": ("fer.report", "render the HTML report of every accuracy table"),
     "check-config": ("fer.check_config", "check that workflow config files are valid YAML"),
     "fetch-weights": ("fer.imagenet", "download (or copy) ResNet-18 ImageNet weights to the cache"),
+    "import-reference": ("fer.models.reference", "import the authors' checkpoint files, safely"),
 }
 
 

@@ -69,6 +69,8 @@ class Adapter:
     ``title``: display name (report, logs). ``classes``: the canonical classes the reader can
     label, in canonical order (one copy may hold fewer: its manifest summary lists those it has).
     ``size``: approximate number of images, which sizes the workflow's jobs.
+    ``reference_order``: the class order of the reference's models trained on this data set
+    (their heads' rows), where the reference code gives it; None elsewhere.
     """
 
     name: str
@@ -78,6 +80,7 @@ class Adapter:
     title: str
     classes: tuple[str, ...]
     size: int
+    reference_order: tuple[str, ...] | None = None
 
     def resolve_options(self, options: dict | None) -> dict[str, Any]:
         """Defaults overlaid with ``options``; an unknown key is a :class:`FerError`."""
@@ -112,10 +115,12 @@ def register_dataset(
     classes: tuple[str, ...],
     size: int,
     options: dict[str, Any] | None = None,
+    reference_order: tuple[str, ...] | None = None,
 ):
     """Decorator registering an adapter under ``name`` (default: the function's name).
 
-    ``title``, ``classes`` and ``size`` are the data set's facts (see :class:`Adapter`);
+    ``title``, ``classes``, ``size`` and ``reference_order`` are the data set's facts (see
+    :class:`Adapter`);
     ``options`` the adapter's options with their defaults (``--options`` JSON may set only these).
     """
     unknown = [c for c in classes if c not in CANONICAL]
@@ -129,8 +134,9 @@ def register_dataset(
         if key in _ADAPTERS:
             raise ValueError(f"data set adapter {key!r} already registered")
         doc = (fn.__doc__ or "").strip().splitlines()
+        order = tuple(reference_order) if reference_order else None
         _ADAPTERS[key] = Adapter(
-            key, fn, dict(options or {}), doc[0] if doc else "", title, tuple(classes), size
+            key, fn, dict(options or {}), doc[0] if doc else "", title, tuple(classes), size, order
         )
         return fn
 

@@ -18,8 +18,9 @@ from fer.report.inputs import Benchmark, Cell, History
 WALL_KEYS = ("wall_time_s", "wall_s", "wall_time", "seconds", "elapsed_s")
 HARDWARE_KEYS = ("hardware", "device", "gpu", "cpu", "host", "hostname")
 RUN_KEYS = (
-    *("seed", "selection", "validated_on", "selected_on_test", "best_epoch", "best_val_acc"),
-    *("epochs", "n_train", "n_val", "fold", "resumed_from_epoch", "git_sha", "config_hash"),
+    *("origin", "seed", "selection", "validated_on", "selected_on_test", "best_epoch"),
+    *("best_val_acc", "epochs", "n_train", "n_val", "fold", "resumed_from_epoch", "git_sha"),
+    "config_hash",
 )
 
 

@@ -108,7 +108,15 @@ def _flags(cell: Cell) -> list[str]:
         flags.append("selected on test")
     if r.get("synthetic"):
         flags.append("synthetic")
+    if is_authors_weights(r):
+        flags.append("authors' weights")
     return flags
+
+
+def is_authors_weights(result: dict) -> bool:
+    """Whether a result scores the authors' released checkpoints (imported, not trained)."""
+    checkpoints = (result.get("provenance") or {}).get("checkpoints") or {}
+    return any(isinstance(m, dict) and m.get("origin") == "reference" for m in checkpoints.values())
 
 
 def _protocol_differs(cell: Cell) -> bool:

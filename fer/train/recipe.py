@@ -28,15 +28,33 @@ from dataclasses import dataclass
 
 from fer.contracts import MIN_SIDE, VAL_FRACTION_MAX
 from fer.errors import FerError, parse_json_object
+from fer.labels import CANONICAL
 from fer.train.keys import KeySpec, bad_value, default_text, key, spec_of
 
-# Keys of the workflow's recipes that the workflow resolves before `fer train` sees the recipe.
+# Keys of the workflow's recipes that the workflow resolves before `fer train` sees the recipe
+# ($comment: what the docs' table says is allowed).
 WORKFLOW_KEYS: dict[str, dict] = {
     "init_from": {
         "type": "string",
+        "$comment": "a data set name",
         "description": "Workflow only: fine-tune from this workflow's model of the same "
         "architecture trained on another data set (a datasets key with a test split): sets "
         "weights to models/<init_from>/<arch>.pt and makes training wait for it.",
+    },
+    "reference": {
+        "type": "string",
+        "$comment": "a file path",
+        "description": "Workflow only: one of the authors' released checkpoints (roi.path or "
+        "global.path) for this data set and architecture: `fer import-reference` turns it into "
+        "the model instead of training it (not for k-fold sets).",
+    },
+    "reference_classes": {
+        "type": "array",
+        "$comment": "a list of class names",
+        "items": {"enum": list(CANONICAL)},
+        "uniqueItems": True,
+        "description": "Workflow only: the class order of the reference checkpoint's head, where "
+        "the reference code does not give it (FERPlus).",
     },
 }
 
@@ -221,7 +239,7 @@ def markdown_table() -> str:
     for s in config_keys():
         lines.append(f"| `{s.name}` | `{default_text(s.default)}` | {s.expected()} | {s.help} |")
     for name, prop in WORKFLOW_KEYS.items():
-        lines.append(f"| `{name}` | – | a data set name | {prop['description']} |")
+        lines.append(f"| `{name}` | – | {prop['$comment']} | {prop['description']} |")
     return "\n".join(lines) + "\n"
 
 

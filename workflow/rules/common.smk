@@ -2,6 +2,7 @@
 # resource scaling. No rules here; nothing here imports torch (this file is parsed in every job).
 import hashlib
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -142,9 +143,9 @@ def recipe(dataset, model):
     Its `config_hash` covers only what the model depends on (recipe, data set entry,
     preprocessing), so editing an unrelated key does not retrain anything.
     """
-    train = config["train"]
-    merged = {**train["defaults"], **train[f"defaults_{model}"]}
-    merged.update(train["recipes"].get(dataset, {}).get(model, {}))
+    merged = merged_recipe(dataset, model)
+    for key in ("reference", "reference_classes"):  # the import job's, not fer train's
+        merged.pop(key, None)
     source = merged.pop("init_from", None)
     if source:
         merged["weights"] = init_checkpoint(dataset, source, model)
@@ -153,6 +154,74 @@ def recipe(dataset, model):
     merged["dataset"] = dataset
     merged["config_hash"] = digest(merged, ds(dataset), config["preprocess"])
     return json.dumps(merged, sort_keys=True)
+
+
+def merged_recipe(dataset, model):
+    """defaults, then defaults_<model>, then recipes.<dataset>.<model>: later keys win."""
+    train = config["train"]
+    merged = {**train["defaults"], **train[f"defaults_{model}"]}
+    merged.update(train["recipes"].get(dataset, {}).get(model, {}))
+    return merged
+
+
+def reference(dataset, model):
+    """(file, head classes or None) of the authors' checkpoint that replaces the training of
+    (dataset, model), or None; a combination that cannot work stops planning with one line.
+    """
+    merged = merged_recipe(dataset, model)
+    if not merged.get("reference"):
+        return None
+    where = f"train recipe of {dataset}/{model}: reference"
+    if kfold(dataset):
+        _fail(
+            f"{where}: a k-fold set has one model per fold, the authors' file is one model"
+        )
+    if merged.get("init_from"):
+        _fail(f"{where} and init_from: a model is either imported or fine-tuned")
+    classes = merged.get("reference_classes")
+    adapter = ds(dataset)["adapter"]
+    if not classes and get_adapter(adapter).reference_order is None:
+        _fail(
+            f"{where}: the reference code gives no class order for {adapter}'s models; "
+            "state the head's order with reference_classes: [...]"
+        )
+    return merged["reference"], classes
+
+
+def model_inputs(wildcards):
+    """An imported model needs its reference file; a trained one its prepared data (and the
+    checkpoint it is fine-tuned from)."""
+    found = reference(wildcards.dataset, wildcards.model)
+    if found:
+        return {"reference": found[0]}
+    return {
+        "prepared": f"resources/{wildcards.dataset}/prepared/index.csv",
+        "init": init_inputs(wildcards),
+    }
+
+
+def model_job(wildcards):
+    """The verb and arguments that make models/<dataset>/<model>.pt: `fer import-reference`
+    for the authors' checkpoint, else `fer train` with the merged recipe."""
+    dataset, model = wildcards.dataset, wildcards.model
+    found = reference(dataset, model)
+    if found:
+        path, classes = found
+        global_input = merged_recipe(dataset, model).get("global_input", "aligned")
+        args = ["import-reference", "--arch", model, "--checkpoint", path, "--dataset"]
+        args += [
+            ds(dataset)["adapter"],
+            "--name",
+            dataset,
+            "--global-input",
+            global_input,
+        ]
+        args += ["--config-hash", digest(found, global_input)]
+        args += ["--classes", ",".join(classes)] if classes else []
+        return shlex.join(args)
+    fold = ["--fold", wildcards.fold] if hasattr(wildcards, "fold") else []
+    args = ["train", "--prepared", prepared_dir(wildcards), "--arch", model, *fold]
+    return shlex.join([*args, "--recipe", recipe(dataset, model), "--no-progress"])
 
 
 def init_checkpoint(dataset, source, model):
@@ -177,10 +246,6 @@ def init_inputs(wildcards):
     return (
         [weights] if weights.startswith("models/") and weights.endswith(".pt") else []
     )
-
-
-def recipe_param(wildcards):
-    return recipe(wildcards.dataset, wildcards.model)
 
 
 def digest(*parts):
@@ -280,11 +345,6 @@ def prepared_dir(wildcards):
     )
 
 
-def fold_flag(wildcards):
-    """`--fold K` for a k-fold training job (rule train_fold), else nothing."""
-    return f"--fold {wildcards.fold}" if hasattr(wildcards, "fold") else ""
-
-
 def within_flag(wildcards):
     return "--within" if wildcards.dataset == wildcards.target else ""
 
@@ -303,9 +363,11 @@ def expected_benchmarks():
 
 
 def check_recipes():
-    """Every merged recipe, checked as `fer train` will check it (bounds across keys too)."""
+    """Every merged recipe, checked as `fer train` will check it (bounds across keys too), and
+    every reference checkpoint declared (k-fold, class order)."""
     for dataset in config["train_on"]:
         for model in MODELS:
+            reference(dataset, model)
             try:
                 recipes.Recipe.from_json(
                     recipe(dataset, model), f"train recipe of {dataset}/{model}"

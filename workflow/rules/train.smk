@@ -1,10 +1,10 @@
-# Training: the Global Net and the Global-ROI Net, one trainer, recipes from config.
+# Training: the Global Net and the Global-ROI Net, one trainer, recipes from config; or the
+# authors' checkpoint imported instead (a recipe's `reference:`).
 
 
 rule train_model:
     input:
-        prepared="resources/{dataset}/prepared/index.csv",
-        init=init_inputs,
+        unpack(model_inputs),
     output:
         ckpt="models/{dataset}/{model}.pt",
         history="models/{dataset}/{model}.history.csv",
@@ -21,12 +21,9 @@ rule train_model:
         mem_mb=mem_mb_for(4000, 10),
         runtime=runtime_for(30, 10),
     params:
-        recipe=recipe_param,
-        prepared=prepared_dir,
-        fold=fold_flag,
+        job=model_job,  # fer train, or fer import-reference for the authors' checkpoint
     shell:
-        "fer --log {log} train --prepared {params.prepared} --arch {wildcards.model} {params.fold}"
-        " --recipe {params.recipe:q} --threads {threads} --no-progress --out {output.ckpt}"
+        "fer --log {log} {params.job} --threads {threads} --out {output.ckpt}"
 
 
 # k-fold data sets (CK+): one model per held-out fold, otherwise the same job.

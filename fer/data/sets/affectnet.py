@@ -154,13 +154,17 @@ def read_affectnet(root: Path, n_classes: int) -> AdapterResult:
     return AdapterResult(rows, skipped)
 
 
-@register_dataset("affectnet8", title="AffectNet-8", classes=CANONICAL, size=291_650)
+@register_dataset(
+    "affectnet8", title="AffectNet-8", classes=CANONICAL, size=291_650, reference_order=CANONICAL
+)
 def affectnet8(root: Path, options: dict) -> AdapterResult:
     """AffectNet with 8 classes (Neutral … Contempt); official validation set = test."""
     return read_affectnet(root, 8)
 
 
-@register_dataset("affectnet7", title="AffectNet-7", classes=SEVEN, size=283_901)
+@register_dataset(
+    "affectnet7", title="AffectNet-7", classes=SEVEN, size=283_901, reference_order=SEVEN
+)
 def affectnet7(root: Path, options: dict) -> AdapterResult:
     """AffectNet with 7 classes (Contempt skipped and counted); official validation set = test."""
     return read_affectnet(root, 7)

@@ -102,6 +102,7 @@ def official_rows(root: Path, images: Path, options: dict, skipped: Counter) -> 
     classes=CANONICAL,
     size=1_563,
     options={"last_frames": 3, "neutral_first_frame": True},
+    reference_order=CANONICAL,
 )
 def ckplus(root: Path, options: dict) -> AdapterResult:
     """CK+ from the official sequence tree or the CK+48 class-folder copy; groups are subjects."""

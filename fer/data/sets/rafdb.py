@@ -59,7 +59,13 @@ def parse_line(path: Path, number: int, line: str) -> tuple[str, str, str]:
 CODES = {1: "surprise", 2: "fear", 3: "disgust", 4: "happy", 5: "sad", 6: "anger", 7: "neutral"}
 
 
-@register_dataset(title="RAF-DB", classes=SEVEN, size=15_339, options={"images": "auto"})
+@register_dataset(
+    title="RAF-DB",
+    classes=SEVEN,
+    size=15_339,
+    options={"images": "auto"},
+    reference_order=SEVEN,  # the reference remaps RAF-DB 1-7 into the AffectNet order
+)
 def rafdb(root: Path, options: dict) -> AdapterResult:
     """RAF-DB basic emotions: labels from the partition file, split from the name prefix."""
     base = find_dir(root, "basic") or root
