@@ -278,3 +278,21 @@ def test_a_reference_without_a_known_class_order_stops_planning(tmp_path):
         "config error: train recipe of demo/roi: reference: the reference code gives no class "
         "order for demo's models; state the head's order with reference_classes: [...]"
     ]
+
+
+def test_a_legacy_format_file_is_read_through_the_same_restricted_unpickler(tmp_path):
+    """torch's old (non-zip) format pickles its header too: that pickle is restricted as well."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "legacy.path"
+    with open(path, "wb") as fh:
+        pickle.dump(Evil(), fh, protocol=2)  # where torch's legacy loader expects its magic
+    with pytest.raises(FerError, match=r"refused: the pickle names (posix|os)\.system"):
+        import_reference("global", path, "rafdb", tmp_path / "x.pt")
+    assert not marker.exists()

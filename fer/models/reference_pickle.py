@@ -94,7 +94,13 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"REFUSED:{qualified}")
 
 
-RESTRICTED = types.SimpleNamespace(Unpickler=_Unpickler, load=pickle.load, __name__="fer-safe")
+def _restricted_load(handle, **kwargs):
+    """``pickle.load`` through :class:`_Unpickler` (torch's legacy format reads its header so)."""
+    return _Unpickler(handle, **kwargs).load()
+
+
+# What torch.load gets as its pickle_module: every pickle it reads goes through _Unpickler.
+RESTRICTED = types.SimpleNamespace(Unpickler=_Unpickler, load=_restricted_load, __name__="fer")
 
 
 def read_pickle(path: Path):
@@ -123,8 +129,11 @@ def _tensors(obj, prefix: str, path: Path) -> dict[str, torch.Tensor]:
     out = {}
     for kind in ("_parameters", "_buffers"):
         for name, value in (state.get(kind) or {}).items():
-            if value is not None and name not in skip:
-                out[prefix + name] = value.detach().clone()
+            if value is None or name in skip:
+                continue
+            if not isinstance(value, torch.Tensor):
+                raise FerError(f"{path}: {prefix}{name} is a {type(value).__name__}, not a tensor")
+            out[prefix + name] = value.detach().clone()
     for name, child in (state.get("_modules") or {}).items():
         if child is not None:
             out |= _tensors(child, f"{prefix}{name}.", path)
