@@ -11,13 +11,14 @@ into that cache and checks its sha256 against the name), or copies a file you do
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 from fer import cliargs
+from fer.atomic import atomic_write
 from fer.errors import FerError
+from fer.provenance import sha256_file
 
 FILE = "resnet18-f37072fd.pth"
 URL = f"https://download.pytorch.org/models/{FILE}"
@@ -34,16 +35,11 @@ def cache_path() -> Path:
     return Path(os.path.expanduser(home)) / "hub" / "checkpoints" / FILE
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def check_file(path: Path) -> None:
     """A FerError unless ``path`` is torchvision's ResNet-18 ImageNet file (hash and content)."""
     from fer.models.weights import load_resnet18_state
 
-    digest = sha256(path)
+    digest = sha256_file(path)
     if not digest.startswith(SHA256_PREFIX):
         raise FerError(
             f"{path}: sha256 {digest[:12]}..., not torchvision's ResNet-18 IMAGENET1K_V1 file "
@@ -60,15 +56,8 @@ def fetch(source: Path | None = None) -> Path:
         if not source.is_file():
             raise FerError(f"{source}: not found (expected {FILE}, from {URL})")
         check_file(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise FerError(f"{target}: could not write ({exc.strerror or exc})") from exc
-        finally:
-            tmp.unlink(missing_ok=True)
+        with open(source, "rb") as data, atomic_write(target, "wb") as copy:
+            shutil.copyfileobj(data, copy)
         return target
     if target.is_file():
         check_file(target)

@@ -5,7 +5,6 @@ decoded per step and a split selection costs one fancy-index copy.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 
 from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES
 from fer.errors import FerError
+from fer.provenance import sha256_file
 
 __all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
 
@@ -87,8 +87,7 @@ def digests(root: Path) -> dict[str, str]:
     for name in names:
         path = Path(root) / name
         if path.is_file():
-            with open(path, "rb") as fh:
-                out[name] = hashlib.file_digest(fh, "sha256").hexdigest()
+            out[name] = sha256_file(path)
     return out
 
 

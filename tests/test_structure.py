@@ -78,6 +78,7 @@ def test_the_package_never_imports_snakemake():
 def test_what_the_workflow_reads_at_planning_imports_no_torch():
     code = (
         "import sys, fer.train.recipe, fer.data, fer.contracts, fer.evaluate, fer.train\n"
+        "import fer.imagenet, fer.check_config\n"
         "heavy = sorted(m for m in ('torch', 'numpy', 'PIL', 'pandas') if m in sys.modules)\n"
         "assert not heavy, heavy\n"
     )

@@ -12,7 +12,6 @@ ordinary fer checkpoint is written, recording where it came from.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.models.reference_pickle import NAMES, ROOTS, reference_state
+from fer.provenance import sha256_file
 
 # Reference module path -> fer module path, by name; the first matching prefix renames a key.
 # Inside the blocks the names are torchvision's on both sides; RENAMES_INSIDE handles CBAM.
@@ -133,11 +133,6 @@ def fer_state(ref: dict, arch: str, model: torch.nn.Module, path: Path) -> dict:
     return state
 
 
-def sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def _head_rows(state: dict, order: list[str]) -> tuple[dict, list[str]]:
     """The head's rows moved into fer's canonical order; returns the state and the classes."""
     classes = [c for c in CANONICAL if c in order]
@@ -187,7 +182,7 @@ def import_reference(
     selection = SELECTION.get(dataset, "test")
     origin = {
         "file": str(path),
-        "sha256": sha256(path),
+        "sha256": sha256_file(path),
         "classes": order,
         "data_parallel": wrapped,
         "module": ROOTS[arch],
