@@ -157,11 +157,13 @@ def _check_array(data: PreparedData, name: str, arr: np.ndarray) -> int:
 @dataclass(frozen=True)
 class Inference:
     """How the models run: the torch device, images per forward pass, a progress bar (None: on
-    a terminal only)."""
+    a terminal only), and whether each call prints its images and seconds (``fer predict``
+    calls it once per batch and reports the whole run instead)."""
 
     device: object  # torch.device
     batch_size: int = 64
     progress: bool | None = None
+    announce: bool = True
 
 
 def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:
@@ -194,8 +196,9 @@ def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inferenc
             z = z[0] if isinstance(z, tuple | list) else z
             order = np.argsort(np.argsort(rows[s : s + bs]))  # back from sorted to given order
             out.append(z.float().cpu().numpy()[order])
-    seconds = time.perf_counter() - start
-    print(f"{desc}: {len(rows)} images in {seconds:.1f} s", file=sys.stderr)
+    if run.announce:
+        seconds = time.perf_counter() - start
+        print(f"{desc}: {len(rows)} images in {seconds:.1f} s", file=sys.stderr)
     if not out:
         return np.zeros((0, len(ck.meta["classes"])), np.float32)
     return np.concatenate(out).astype(np.float32)

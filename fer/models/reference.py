@@ -140,6 +140,11 @@ def _head_rows(state: dict, order: list[str]) -> tuple[dict, list[str]]:
     return {k: (v[perm] if k in HEAD else v) for k, v in state.items()}, classes
 
 
+# how the reference prepared its inputs (reference §2): dlib's HOG detector, get_face_chip padding
+# 0.25, 224 px chips, 90 px ROI crops: fer predict prepares new inputs this way for its weights
+REFERENCE_PREPROCESS = {"detector": "dlib", "padding": 0.25, "face_size": 224, "roi_size": 90}
+
+
 def import_reference(
     arch: str,
     checkpoint: str | Path,
@@ -193,7 +198,8 @@ def import_reference(
         "adapter": dataset,
         "origin": "reference",
         "reference": origin,
-        "normalisation": {"mean": MEAN, "std": STD},
+        "normalisation": {"mean": list(MEAN), "std": list(STD)},
+        "preprocess": dict(REFERENCE_PREPROCESS),
         "selection": selection,
         "selected_on_test": selection == "test",
         "seed": None,

@@ -133,7 +133,9 @@ class GlobalRoiNet(FerModel):
         if self.training:
             maps = [self.roi_trunk(r) for r in (eye, nose, mouth)]
         else:
-            maps = self.roi_trunk(torch.cat((eye, nose, mouth))).chunk(3)
+            # a view by the batch size, not chunk(3): exportable with a dynamic batch (fer export)
+            maps = self.roi_trunk(torch.cat((eye, nose, mouth))).unflatten(0, (3, eye.shape[0]))
+            maps = maps.unbind(0)
         roi = torch.flatten(self.roi_pool(torch.cat(maps, dim=1)), 1)
         return self.bn_roi(self.fc_roi(F.relu(roi)))
 

@@ -93,6 +93,7 @@ class Aligned:
     landmarks: np.ndarray | None
     status: str  # "ok" or "landmarks_failed"
     disagreement: float = float("nan")
+    image_landmarks: np.ndarray | None = None  # the 68 points in the image (drawn by predict)
 
 
 @dataclass
@@ -193,7 +194,7 @@ class Aligner:
             chip = np.repeat(dlib.extract_image_chip(face.grey, final)[..., None], 3, axis=2)
         else:
             chip = dlib.extract_image_chip(face.image, final)
-        return Aligned(chip, marks, "ok", face.score)
+        return Aligned(chip, marks, "ok", face.score, face.in_image)
 
     def _details(self, box, points: np.ndarray):
         """dlib chip_details aligning 68 or 5 image ``points`` (as ``get_face_chip`` does)."""

@@ -5,11 +5,12 @@ publisher box / landmarks, AffectNet).
 Every detector answers, per image, a :class:`Detection`: one face rectangle (``x1, y1, x2, y2``
 in image pixels, or ``None``), how many faces were seen, and optional given landmarks. With several
 faces the largest, most central one is kept (:func:`pick_face`); the reference kept the last.
+``rects`` / ``scores`` hold every face seen, the kept one first (``fer predict --all-faces``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,23 +27,36 @@ MTCNN_TO_DLIB_SHIFT = 0.085
 
 @dataclass
 class Detection:
-    """One image's face: ``rect`` (x1, y1, x2, y2) or None, ``n_faces`` seen, given ``points``."""
+    """One image's face: ``rect`` (x1, y1, x2, y2) or None, ``n_faces`` seen, given ``points``;
+    ``rects`` and ``scores``: every face seen, the kept one first, then by :func:`pick_order`
+    (the score is the detector's confidence, NaN for detectors without one)."""
 
     rect: tuple[float, float, float, float] | None
     n_faces: int
     points: np.ndarray | None = None
+    rects: list[tuple[float, float, float, float]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.rect is not None and not self.rects:
+            self.rects, self.scores = [tuple(self.rect)], [float("nan")]
 
 
-def pick_face(boxes: np.ndarray, height: int, width: int) -> int:
-    """Index of the face to keep among ``boxes`` (N×4 x1,y1,x2,y2): the largest area, discounted
-    by up to a half for distance of its centre from the frame centre (largest *and* most central).
-    """
+def pick_order(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Indices of ``boxes`` (N×4 x1,y1,x2,y2), best first: the largest area, discounted by up to a
+    half for distance of its centre from the frame centre (largest *and* most central)."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
     centre = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2], axis=1)
     half_diag = max(np.hypot(width, height) / 2, 1.0)
     off = np.hypot(centre[:, 0] - width / 2, centre[:, 1] - height / 2) / half_diag
-    return int(np.argmax(area * (1.0 - 0.5 * np.clip(off, 0, 1))))
+    merit = area * (1.0 - 0.5 * np.clip(off, 0, 1))
+    return np.argsort(-merit, kind="stable")
+
+
+def pick_face(boxes: np.ndarray, height: int, width: int) -> int:
+    """Index of the face to keep among ``boxes``: the first of :func:`pick_order`."""
+    return int(pick_order(boxes, height, width)[0])
 
 
 class WholeFrameDetector:
@@ -121,7 +135,9 @@ class DlibDetector:
         if len(rects) == 0:
             return Detection(None, 0)
         boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], float)
-        return Detection(tuple(boxes[pick_face(boxes, *image.shape[:2])]), len(rects))
+        order = pick_order(boxes, *image.shape[:2])
+        found = [tuple(float(v) for v in boxes[k]) for k in order]
+        return Detection(found[0], len(rects), None, found, [float("nan")] * len(found))
 
 
 class MtcnnDetector:
@@ -143,21 +159,24 @@ class MtcnnDetector:
             groups.setdefault(image.shape, []).append(i)
         for members in groups.values():
             batch = np.stack([images[i] for i in members])
-            boxes, _ = self._mtcnn.detect(batch)
-            for i, found in zip(members, boxes, strict=True):
-                out[i] = self._to_detection(found, images[i].shape)
+            boxes, probs = self._mtcnn.detect(batch)
+            for i, found, prob in zip(members, boxes, probs, strict=True):
+                out[i] = self._to_detection(found, prob, images[i].shape)
         return out  # type: ignore[return-value]
 
     @staticmethod
-    def _to_detection(found, shape) -> Detection:
+    def _to_detection(found, prob, shape) -> Detection:
         if found is None or len(found) == 0:
             return Detection(None, 0)
         boxes = np.asarray(found, dtype=np.float64).reshape(-1, 4)
-        x1, y1, x2, y2 = boxes[pick_face(boxes, *shape[:2])]
-        side, cx = x2 - x1, (x1 + x2) / 2
-        cy = (y1 + y2) / 2 + MTCNN_TO_DLIB_SHIFT * (y2 - y1)
-        rect = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-        return Detection(rect, len(boxes))
+        probs = np.asarray(prob, dtype=np.float64).reshape(-1)
+        rects = []
+        order = pick_order(boxes, *shape[:2])
+        for x1, y1, x2, y2 in boxes[order]:
+            side, cx = x2 - x1, (x1 + x2) / 2
+            cy = (y1 + y2) / 2 + MTCNN_TO_DLIB_SHIFT * (y2 - y1)
+            rects.append((cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2))
+        return Detection(rects[0], len(boxes), None, rects, [float(p) for p in probs[order]])
 
 
 def make_detector(name: str, device: str = "cpu"):

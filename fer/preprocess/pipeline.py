@@ -58,8 +58,29 @@ def resize_frame(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), resample))
 
 
+@dataclass
+class Face:
+    """One face of one image, as preprocessing leaves it: ``status`` (ok / no_face /
+    landmarks_failed / roi_empty), the chip (the aligned face, or the whole frame resized where
+    there is none), the three ROI crops (None without ROIs), chip and image landmarks, the detector
+    box (x1, y1, x2, y2 in the image) and its score, and how many faces the image showed."""
+
+    status: str
+    chip: np.ndarray
+    rois: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    landmarks: np.ndarray | None = None
+    image_landmarks: np.ndarray | None = None
+    box: tuple[float, float, float, float] | None = None
+    score: float = float("nan")
+    n_faces: int = 0
+    disagreement: float = float("nan")
+    roi_boxes: str = ""
+
+
 class Processor:
-    """Detector + aligner for one process; :meth:`run` handles a list of manifest rows."""
+    """Detector + aligner for one process: :meth:`faces` turns decoded images into :class:`Face`
+    results (``fer prepare`` and ``fer predict`` both call it); :meth:`run` handles a list of
+    manifest rows for prepare."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -69,6 +90,63 @@ class Processor:
             torch.set_num_threads(settings.torch_threads)
         self.detector = make_detector(settings.detector, settings.device)
         self.aligner = Aligner(settings.face_size, settings.padding)
+
+    def faces(
+        self, images: list[np.ndarray], rows: list[dict] | None = None, all_faces: bool = False
+    ) -> list[list[Face]]:
+        """The faces of each decoded RGB image: the kept face only (one :class:`Face`, status
+        ``no_face`` when none was found), or with ``all_faces`` every face the detector saw (the
+        kept one first). ``rows``: the manifest rows, for the ``given`` detector."""
+        rows = rows if rows is not None else [{} for _ in images]
+        detections = self.detector.detect(images, rows) if images else []
+        jobs = []  # (image number, rect, given points, score)
+        for k, found in enumerate(detections):
+            if found.rect is None:
+                continue
+            rects = found.rects if all_faces else found.rects[:1]
+            for j, rect in enumerate(rects):
+                points = found.points if j == 0 else None
+                jobs.append((k, rect, points, found.scores[j]))
+        aligned = self.aligner.align_many(
+            [images[k] for k, *_ in jobs], [j[1] for j in jobs], [j[2] for j in jobs]
+        )
+        out: list[list[Face]] = [[] for _ in images]
+        for (k, rect, _, score), result in zip(jobs, aligned, strict=True):
+            face = self._face(images[k], result)
+            face.box, face.score, face.n_faces = tuple(rect), score, detections[k].n_faces
+            out[k].append(face)
+        for k, faces in enumerate(out):
+            if not faces:
+                frame = resize_frame(images[k], self.settings.face_size)
+                faces.append(Face("no_face", frame, n_faces=detections[k].n_faces))
+        return out
+
+    def _face(self, image: np.ndarray, aligned) -> Face:
+        s = self.settings
+        if aligned.status != "ok":
+            return Face(
+                aligned.status,
+                resize_frame(image, s.face_size),
+                None,
+                None,
+                None,
+                disagreement=aligned.disagreement,
+            )
+        face = Face(
+            "ok",
+            aligned.chip,
+            None,
+            aligned.landmarks,
+            aligned.image_landmarks,
+            disagreement=aligned.disagreement,
+        )
+        boxes = roi_boxes(aligned.landmarks, s.face_size)
+        if boxes is None:
+            face.status = "roi_empty"
+            return face
+        face.rois = tuple(crop_rois(aligned.chip, boxes, s.roi_size))
+        face.roi_boxes = format_boxes(boxes)
+        return face
 
     def run(self, rows: list[dict]) -> Chunk:
         """Process ``rows`` (manifest dicts with at least ``path``) into a :class:`Chunk`."""
@@ -88,40 +166,20 @@ class Processor:
                 readable.append(i)
             except UnreadableImage as exc:
                 chunk.records[i]["reason"] = exc.reason
-        detections = self.detector.detect(images, [rows[i] for i in readable]) if images else []
-        faces = [k for k, found in enumerate(detections) if found.rect is not None]
-        aligned = self.aligner.align_many(
-            [images[k] for k in faces],
-            [detections[k].rect for k in faces],
-            [detections[k].points for k in faces],
-        )
-        by_image = dict(zip(faces, aligned, strict=True))
-        for k, (i, image, found) in enumerate(zip(readable, images, detections, strict=True)):
-            self._one(chunk, i, image, found, by_image.get(k))
+        found = self.faces(images, [rows[i] for i in readable])
+        for i, image, (face,) in zip(readable, images, found, strict=True):
+            record = chunk.records[i]
+            record.update(status=face.status, n_faces=face.n_faces, disagreement=face.disagreement)
+            chunk.faces[i] = face.chip
+            if chunk.original is not None:
+                chunk.original[i] = resize_frame(image, s.face_size)
+            if face.landmarks is not None:
+                chunk.landmarks[i] = face.landmarks
+            if face.rois is not None:
+                for target, crop in zip(chunk.rois, face.rois, strict=True):
+                    target[i] = crop
+                record.update(has_roi=1, roi_boxes=face.roi_boxes)
         return chunk
-
-    def _one(self, chunk: Chunk, i: int, image: np.ndarray, found, aligned) -> None:
-        s = self.settings
-        record = chunk.records[i]
-        record["n_faces"] = found.n_faces
-        if chunk.original is not None:
-            chunk.original[i] = resize_frame(image, s.face_size)
-        if aligned is None or aligned.status != "ok":
-            record["status"] = "no_face" if aligned is None else aligned.status
-            record["disagreement"] = np.nan if aligned is None else aligned.disagreement
-            chunk.faces[i] = resize_frame(image, s.face_size)
-            return
-        record["disagreement"] = aligned.disagreement
-        chunk.faces[i] = aligned.chip
-        chunk.landmarks[i] = aligned.landmarks
-        boxes = roi_boxes(aligned.landmarks, s.face_size)
-        if boxes is None:
-            record["status"] = "roi_empty"
-            return
-        crops = crop_rois(aligned.chip, boxes, s.roi_size)
-        for target, crop in zip(chunk.rois, crops, strict=True):
-            target[i] = crop
-        record.update(status="ok", has_roi=1, roi_boxes=format_boxes(boxes))
 
 
 def _record(status: str) -> dict:

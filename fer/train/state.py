@@ -22,8 +22,9 @@ import torch
 
 from fer import __version__
 from fer.atomic import atomic_write, save_torch, write_json
-from fer.contracts import HISTORY_COLUMNS
+from fer.contracts import HISTORY_COLUMNS, PREPROCESS_KEYS
 from fer.provenance import git_sha, versions
+from fer.train.augment import MEAN, STD
 
 STATE_FORMAT = 2  # bump when the resume file's layout changes: older files then start over
 # what a fingerprint difference means, for the line that says why a run starts over
@@ -244,6 +245,8 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         "recipe": r.to_dict(),
         "selected_on_test": r.selection == "test",
         "init": getattr(run.model, "fer_init", None),
+        "preprocess": {k: run.data.params[k] for k in PREPROCESS_KEYS if k in run.data.params},
+        "normalisation": {"mean": list(MEAN), "std": list(STD)},
         **({"warning": TEST_WARNING} if r.selection == "test" else {}),
     }
 

@@ -1,0 +1,127 @@
+"""``fer predict --annotate DIR``: a copy of each picture with every face's box, its 68 landmarks
+and the fused (else the only) label drawn; a video input gets an annotated video (H.264 where
+PyAV's FFmpeg has it, else MPEG-4) of the frames that were read.
+
+Names: a picture given as a file, ``…/c.jpg``, becomes ``DIR/c.png``; one found in a folder
+input ``…/photos`` becomes ``DIR/photos/<its path under photos>.png``; a video ``DIR/clip.mp4``
+(or ``DIR/photos/…/clip.mp4``); an array ``DIR/array-<n>.png``. A name already written in this
+run gets ``-2``, ``-3``… before its suffix.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from fer.atomic import atomic_write
+from fer.errors import FerError
+
+COLOURS = {"ok": (40, 220, 90), "no_roi": (255, 190, 0)}
+
+
+def draw(image: np.ndarray, result, arch: str) -> np.ndarray:
+    """``image`` with the faces and labels of ``result`` (a fer.predict.core.Result) drawn."""
+    im = Image.fromarray(image)
+    pen = ImageDraw.Draw(im)
+    side = max(min(im.size), 1)
+    width = max(1, round(side / 200))
+    font = ImageFont.load_default(size=max(10, round(side / 28)))
+    for face, row in zip(result.faces, result.rows, strict=False):
+        label, p = row.get(f"{arch}_label") or "", row.get(f"{arch}_p_{row.get(f'{arch}_label')}")
+        text = f"{label} {p:.2f}" if label and p == p else label or row["status"]
+        colour = COLOURS.get(row["status"], (230, 60, 60))
+        if face.box is not None:
+            x1, y1, x2, y2 = face.box
+            pen.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+            anchor = (x1, max(0.0, y1 - font.size - 2 * width))
+        else:
+            anchor = (2 * width, 2 * width)
+        if face.image_landmarks is not None:
+            span = np.ptp(face.image_landmarks[:, 0])
+            r = max(1.0, span / 90)
+            for x, y in face.image_landmarks:
+                pen.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        left, top, right, bottom = pen.textbbox(anchor, text, font=font)
+        pen.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(0, 0, 0))
+        pen.text(anchor, text, fill=colour, font=font)
+    return np.asarray(im)
+
+
+class Annotator:
+    """Writes the annotated copies into ``folder`` as results arrive (one video open at a time)."""
+
+    def __init__(self, folder: Path, arch: str):
+        self.folder, self.arch = Path(folder), arch
+        self.written: list[Path] = []
+        self._taken: set[Path] = set()
+        self._video = None  # (source, VideoOut)
+
+    def _name(self, name: str, suffix: str) -> Path:
+        rel = Path(*(p for p in Path(name or "picture").parts if p not in ("..", ".", "/")))
+        base, n = self.folder / rel.with_suffix(suffix), 1
+        out = base
+        while out in self._taken:
+            n += 1
+            out = base.with_name(f"{base.stem}-{n}{suffix}")
+        self._taken.add(out)
+        return out
+
+    def add(self, result) -> None:
+        """Draw one frame's result: a picture file, or the next frame of the current video."""
+        frame = result.frame
+        if frame.image is None:
+            return
+        picture = draw(frame.image, result, self.arch)
+        if not frame.is_video:
+            self.close_video()
+            out = self._name(frame.name, ".png")
+            with atomic_write(out, "wb") as fh:
+                Image.fromarray(picture).save(fh, format="PNG")
+            self.written.append(out)
+            return
+        if self._video is None or self._video[0] != frame.source:
+            self.close_video()
+            self._video = (frame.source, VideoOut(self._name(frame.name, ".mp4"), frame.fps))
+        self._video[1].add(picture)
+
+    def close_video(self) -> None:
+        """Finish the video being written, if any."""
+        if self._video is not None:
+            self.written.append(self._video[1].close())
+            self._video = None
+
+
+class VideoOut:
+    """An H.264 (else MPEG-4) video written frame by frame; sizes are cropped to even numbers."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = Path(path), fps if fps == fps and fps > 0 else 25.0
+        self._container = self._stream = None
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp.mp4")
+
+    def add(self, picture: np.ndarray) -> None:
+        import av
+
+        h, w = (picture.shape[0] // 2) * 2, (picture.shape[1] // 2) * 2
+        if self._container is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._container = av.open(str(self._tmp), "w")
+            codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture[:h, :w]), format="rgb24")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> Path:
+        if self._container is None:
+            raise FerError(f"{self.path}: no frame to write")
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._tmp.replace(self.path)
+        return self.path

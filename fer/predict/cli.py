@@ -1,0 +1,124 @@
+"""``fer predict``: expressions of the faces in images, folders and videos, as a table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from fer import cliargs
+from fer.errors import FerError
+from fer.predict.sources import Sampling
+from fer.preprocess.detect import DETECTORS
+
+EPILOG = """Statuses: ok (a face and its ROIs: every arch), no_roi (a face without usable
+ROIs: global, and fused = global), no_face (no face found: global on the whole frame, as
+evaluation scores such pictures), unreadable (the reason says why). Columns: file, frame, time_s,
+face, x1 y1 x2 y2, score, n_faces, status, reason, then per arch ARCH_label and ARCH_p_CLASS.
+
+Examples:
+  fer predict photo.jpg clips/ --models models/rafdb --out faces.csv
+  find shots -name '*.jpg' | fer predict - --models models/rafdb --out faces.parquet
+  fer predict talk.mp4 --fps 5 --all-faces --models models/rafdb --annotate annotated/"""
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """The ``fer predict`` command line."""
+    p = cliargs.parser(
+        "fer predict",
+        "Predict facial expressions in images, folders (recursive) and videos with a trained "
+        "pair of models: every picture is prepared as the models' training data was (the "
+        "detector, alignment and ROI crops their checkpoints record) and scored by the Global "
+        "Net, the Global-ROI Net and their fusion. One row per face; an unreadable file is a row "
+        "with its reason.",
+        EPILOG,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image, folder, video, or - (stdin)")
+    models = "models folder: global.pt and / or roi.pt, fusion.json (models/<dataset>/)"
+    p.add_argument("--models", type=Path, help=models)
+    for kind in ("global", "roi"):
+        p.add_argument(f"--{kind}-ckpt", type=Path, help=f"a {kind} checkpoint (without --models)")
+    p.add_argument("--fold", type=cliargs.integer(0), help="k-fold models: which fold's pair")
+    fusion = "fused logits' weights roi=W,global=W (default: the folder's fusion.json)"
+    p.add_argument("--fusion-weights", help=fusion)
+    out = "table to write: .csv, .jsonl or .parquet (default: CSV on stdout)"
+    p.add_argument("--out", type=Path, help=out)
+    p.add_argument("--annotate", type=Path, metavar="DIR", help="write drawn copies into DIR")
+    p.add_argument("--all-faces", action="store_true", help="a row per face, not the largest only")
+    frames = p.add_mutually_exclusive_group()
+    frames.add_argument(
+        "--every", type=cliargs.integer(1), default=1, help="video: every Nth frame"
+    )
+    frames.add_argument("--fps", type=cliargs.number(1e-3), help="video: frames at this rate")
+    detector = "replace the checkpoints' detector (needed for models trained on given boxes)"
+    p.add_argument("--detector", choices=[d for d in DETECTORS if d != "given"], help=detector)
+    limit = "pictures of more pixels are unreadable (default: the checkpoints' limit)"
+    p.add_argument("--max-pixels", type=cliargs.integer(1), help=limit)
+    batch = "frames per batch (detection, alignment and each model run once per batch)"
+    p.add_argument("--batch-size", type=cliargs.integer(1), default=32, help=batch)
+    cliargs.add_device(p)
+    cliargs.add_threads(p)
+    cliargs.add_no_progress(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fer predict``; returns the exit status."""
+    from fer.evaluate.cli import parse_weights
+    from fer.predict.annotate import Annotator
+    from fer.predict.core import Predictor
+    from fer.predict.models import load_models
+    from fer.predict.table import TableWriter, table_format
+
+    args = get_args_parser().parse_args(argv)
+    if args.models is None and not (args.global_ckpt or args.roi_ckpt):
+        raise FerError("give --models DIR (or --global-ckpt / --roi-ckpt)")
+    table_format(args.out)  # a bad --out stops before any model loads
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    weights = parse_weights(args.fusion_weights) if args.fusion_weights else None
+    models = load_models(
+        args.models,
+        global_ckpt=args.global_ckpt,
+        roi_ckpt=args.roi_ckpt,
+        fold=args.fold,
+        weights=weights,
+    )
+    limit = args.max_pixels or int(models.preprocess.get("max_pixels", 100_000_000))
+    predictor = Predictor(
+        models,
+        device=args.device,
+        batch_size=args.batch_size,
+        all_faces=args.all_faces,
+        detector=args.detector,
+        sampling=Sampling(args.every, args.fps, limit),
+        progress=False if args.no_progress else None,
+    )
+    print(models.describe(), file=sys.stderr)
+    annotator = Annotator(args.annotate, predictor.archs[-1]) if args.annotate else None
+    counts, sources, start = Counter(), set(), time.perf_counter()
+    with TableWriter(args.out, predictor.columns) as table:
+        for result in predictor.results(args.paths):
+            table.write(result.rows)
+            counts.update(row["status"] for row in result.rows)
+            sources.add(result.frame.source)
+            if annotator is not None:
+                annotator.add(result)
+        if annotator is not None:
+            annotator.close_video()
+    seconds, t = time.perf_counter() - start, predictor.timing
+    tally = ", ".join(f"{k} {counts[k]}" for k in ("ok", "no_roi", "no_face", "unreadable"))
+    where = f" → {args.out}" if args.out else ""
+    print(
+        f"{table.rows} rows from {t.frames} frames of {len(sources)} inputs ({tally}) in "
+        f"{seconds:.1f} s: decode {t.decode_s:.1f} s, preprocess {t.preprocess_s:.1f} s, "
+        f"models {t.inference_s:.1f} s{where}",
+        file=sys.stderr,
+    )
+    if annotator is not None:
+        print(f"{len(annotator.written)} annotated files in {args.annotate}", file=sys.stderr)
+    return 0

@@ -1,0 +1,260 @@
+"""The predictor: frames → faces (``fer prepare``'s :class:`~fer.preprocess.pipeline.Processor`)
+→ logits (``fer evaluate``'s :func:`~fer.evaluate.predict.predict_logits`) → one row per face.
+
+Frames are taken in batches of ``batch_size`` (images and video frames alike); each batch is
+detected, aligned and cropped, and all its faces go through each model in one forward pass, on the
+GPU when there is one. Only one batch is in memory at a time, whatever the length of the input.
+
+Rows (:func:`columns`): ``file``, ``frame``, ``time_s``, ``face`` (0 = the largest, most central),
+the detector box ``x1 y1 x2 y2`` and its ``score`` (NaN for detectors without one), ``n_faces``,
+``status`` and ``reason``, then per arch (``global``, ``roi``, ``fused``, those the models give)
+the predicted ``{arch}_label`` and a probability per class, ``{arch}_p_{class}``. Statuses:
+
+* ``ok``: a face with its three ROIs; every arch is predicted;
+* ``no_roi``: a face whose landmarks or ROI boxes failed (``reason`` says which): ``global`` on the
+  chip, ``roi`` empty, ``fused`` = ``global``, as evaluation scores such images;
+* ``no_face``: no face found: ``global`` (and ``fused``) on the whole frame resized, as evaluation
+  scores such images; filter on ``status`` to drop them;
+* ``unreadable``: not decoded (``reason`` says why): no prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fer.contracts import ROI_NAMES
+from fer.errors import FerError
+from fer.predict.models import ModelSet, load_models
+from fer.predict.sources import Frame, Sampling, frames
+
+STATUS = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
+FACE_COLUMNS = ("file", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "n_faces")
+
+
+def columns(archs: Iterable[str], classes: list[str]) -> list[str]:
+    """The table's columns for the ``archs`` predicted and the model ``classes``."""
+    out = [*FACE_COLUMNS, "status", "reason"]
+    for arch in archs:
+        out += [f"{arch}_label", *(f"{arch}_p_{c}" for c in classes)]
+    return out
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits, in float64."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Timing:
+    """Where a prediction's time went: decoding, preprocessing (detect, align, crop), the models."""
+
+    frames: int = 0
+    faces: int = 0
+    decode_s: float = 0.0
+    preprocess_s: float = 0.0
+    inference_s: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """One processed frame: the frame, its faces (Processor Face) and their rows."""
+
+    frame: Frame
+    faces: list
+    rows: list[dict]
+
+
+class Predictor:
+    """Predict facial expressions on pictures with a trained pair of models (or one model).
+
+    >>> predictor = Predictor.from_dir("models/rafdb")          # doctest: +SKIP
+    >>> table = predictor.predict(["photo.jpg", "clips/", pil_image, numpy_array])  # +SKIP
+
+    ``device``: ``auto`` (cuda when visible), ``cpu``, ``cuda``…; ``batch_size``: frames per
+    batch; ``all_faces``: a row per face found rather than the largest only; ``detector``:
+    replaces the recorded one (e.g. for models trained on publisher boxes); ``sampling``: video
+    frames read (:class:`~fer.predict.sources.Sampling`); ``progress``: a bar on stderr (None:
+    on a terminal only).
+    """
+
+    def __init__(
+        self,
+        models: ModelSet,
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        all_faces: bool = False,
+        detector: str | None = None,
+        sampling: Sampling | None = None,
+        progress: bool | None = None,
+    ):
+        from fer.evaluate.predict import Inference
+        from fer.preprocess.pipeline import Processor, Settings
+        from fer.provenance import resolve_device
+
+        if batch_size < 1:
+            raise FerError(f"batch size {batch_size}: expected >= 1")
+        self.models, self.all_faces, self.progress = models, all_faces, progress
+        pre = models.preprocess
+        self.detector = detector or pre["detector"]
+        if self.detector == "given":
+            raise FerError(
+                "these models were trained on the publisher's face boxes (detector 'given'), "
+                "which new pictures do not have: choose a detector (--detector mtcnn)"
+            )
+        self.sampling = sampling or Sampling(max_pixels=int(pre.get("max_pixels", 100_000_000)))
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.settings = Settings(
+            root="",
+            detector=self.detector,
+            face_size=int(pre["face_size"]),
+            roi_size=int(pre["roi_size"]),
+            padding=float(pre["padding"]),
+            device=self.device.type if self.device.type == "cpu" else str(self.device),
+            max_pixels=self.sampling.max_pixels,
+            torch_threads=0,  # one process: the models want every thread
+        )
+        self.processor = Processor(self.settings)
+        # every face of a batch in one forward pass (up to 256), no per-call bar or line
+        self.run = Inference(self.device, 256, progress=False, announce=False)
+        self.archs = [*models.checkpoints, *(["fused"] if len(models.checkpoints) == 2 else [])]
+        self.classes = models.classes
+        self.columns = columns(self.archs, self.classes)
+        self.timing = Timing()
+
+    @classmethod
+    def from_dir(
+        cls,
+        folder: str | Path,
+        *,
+        fold: int | None = None,
+        fusion: dict | None = None,
+        **options,
+    ) -> Predictor:
+        """The predictor of a models folder (``models/<dataset>/``: global.pt, roi.pt and
+        fusion.json; ``fold`` picks ``*.fold<k>.pt``); ``fusion`` ({"roi": w, "global": w})
+        replaces fusion.json's weights; ``options`` as for :class:`Predictor`."""
+        return cls(load_models(Path(folder), fold=fold, weights=fusion), **options)
+
+    def predict(self, inputs) -> pd.DataFrame:
+        """One row per face of every input (a path, folder, PIL image or array, or a list of
+        them); see the module docstring for the columns."""
+        if isinstance(inputs, str | Path) or not isinstance(inputs, Iterable):
+            inputs = [inputs]
+        elif isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3):
+            inputs = [inputs]
+        rows = [row for result in self.results(inputs) for row in result.rows]
+        return pd.DataFrame(rows, columns=self.columns)
+
+    def results(self, inputs: Iterable, on_frame: Callable | None = None) -> Iterator[Result]:
+        """A :class:`Result` per frame of ``inputs``, in input order, batch by batch."""
+        from tqdm import tqdm
+
+        quiet = None if self.progress is None else not self.progress
+        bar = tqdm(desc="predict", unit="frame", disable=quiet, file=sys.stderr, leave=False)
+        stream = iter(frames(inputs, self.sampling))
+        with bar:
+            while True:
+                start = time.perf_counter()
+                batch = [f for _, f in zip(range(self.batch_size), stream, strict=False)]
+                self.timing.decode_s += time.perf_counter() - start
+                if not batch:
+                    return
+                for result in self._batch(batch):
+                    bar.update(1)
+                    yield result
+
+    def _batch(self, batch: list[Frame]) -> list[Result]:
+        start = time.perf_counter()
+        readable = [f for f in batch if f.image is not None]
+        found = iter(self.processor.faces([f.image for f in readable], None, self.all_faces))
+        per_frame = [next(found) if f.image is not None else [] for f in batch]
+        flat = [(i, face) for i, faces in enumerate(per_frame) for face in faces]
+        middle = time.perf_counter()
+        probs = self._infer(batch, flat)
+        t = self.timing
+        t.preprocess_s += middle - start
+        t.inference_s += time.perf_counter() - middle
+        t.frames, t.faces = t.frames + len(batch), t.faces + len(flat)
+        out = [Result(f, faces, []) for f, faces in zip(batch, per_frame, strict=True)]
+        for n, (i, face) in enumerate(flat):
+            row = self._face_row(batch[i], face, len(out[i].rows))
+            for arch, p in probs.items():
+                self._fill(row, arch, p[n])
+            out[i].rows.append(row)
+        for result in out:
+            if result.frame.image is None:
+                result.rows.append(self._empty_row(result.frame, "unreadable", result.frame.reason))
+        return out
+
+    def _infer(self, batch: list[Frame], flat: list) -> dict[str, np.ndarray]:
+        """Probabilities per arch for every face of the batch (NaN rows where an arch has none)."""
+        from fer.evaluate.predict import predict_logits
+        from fer.evaluate.scoring import fuse
+        from fer.preprocess.pipeline import resize_frame
+
+        n, c = len(flat), len(self.classes)
+        if n == 0:
+            return {}
+        rows = np.arange(n)
+        has_roi = np.array([face.rois is not None for _, face in flat], dtype=bool)
+        chips = np.stack([face.chip for _, face in flat])
+        out, z_fg, z_roi = {}, None, None
+        g, r = self.models.global_ck, self.models.roi_ck
+        if g is not None:
+            z_fg = predict_logits(g, {"face": chips}, rows, self.run)
+            z_g = z_fg
+            if g.meta.get("global_input", "aligned") == "original":  # as evaluation: frames
+                size = self.settings.face_size
+                frames_ = np.stack([resize_frame(batch[i].image, size) for i, _ in flat])
+                z_g = predict_logits(g, {"face": frames_}, rows, self.run)
+            out["global"] = softmax(z_g)
+        if r is not None:
+            z_roi = np.full((n, c), np.nan)
+            if has_roi.any():
+                take = np.flatnonzero(has_roi)
+                arrays = {"face": chips[take]}
+                for k, name in enumerate(ROI_NAMES):
+                    arrays[name] = np.stack([flat[j][1].rois[k] for j in take])
+                z_roi[take] = predict_logits(r, arrays, np.arange(len(take)), self.run)
+            out["roi"] = softmax(np.nan_to_num(z_roi, nan=0.0))
+            out["roi"][~has_roi] = np.nan
+        if z_fg is not None and z_roi is not None:
+            out["fused"] = softmax(fuse(z_roi, z_fg, has_roi, self.models.weights))
+        return out
+
+    def _face_row(self, frame: Frame, face, index: int) -> dict:
+        status = STATUS[face.status]
+        reason = face.status if status == "no_roi" else ""
+        row = self._empty_row(frame, status, reason)
+        box = face.box if face.box is not None else (math.nan,) * 4
+        row.update(face=index, score=face.score, n_faces=face.n_faces)
+        row.update(dict(zip(("x1", "y1", "x2", "y2"), map(float, box), strict=True)))
+        return row
+
+    def _empty_row(self, frame: Frame, status: str, reason: str) -> dict:
+        row = dict.fromkeys(self.columns, math.nan)
+        row.update(file=frame.source, frame=frame.frame, time_s=frame.time, face=0, n_faces=0)
+        row.update(status=status, reason=reason)
+        for arch in self.archs:
+            row[f"{arch}_label"] = ""
+        return row
+
+    def _fill(self, row: dict, arch: str, p: np.ndarray) -> None:
+        if np.isnan(p).any():
+            return
+        row[f"{arch}_label"] = self.classes[int(np.argmax(p))]
+        for name, value in zip(self.classes, p, strict=True):
+            row[f"{arch}_p_{name}"] = float(value)

@@ -1,0 +1,200 @@
+"""``fer export``: a models folder's fused pair as one ONNX or TorchScript graph.
+
+The graph takes the aligned face chip and the three ROI crops as float32 ``N×3×S×S`` RGB in
+[0, 1] at the models' input sizes (the checkpoints' ``face_size`` / ``roi_size``; fer prepares
+chips at ``preprocess.face_size`` and resizes them with antialiased bilinear interpolation), does
+the ImageNet normalisation itself and returns three logit sets: ``global``, ``roi`` and
+``fused = w_roi·roi + w_global·global`` (the weights of fusion.json, baked in). A folder with one
+model exports that model alone (inputs it uses, one output). Beside the graph, ``<out>.json``
+records the inputs, outputs, classes, weights and preprocessing a caller needs.
+
+ONNX needs the ``export`` extra (onnx, onnxscript; onnxruntime for the parity check).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fer import cliargs
+from fer.atomic import write_json
+from fer.contracts import ROI_NAMES
+from fer.errors import FerError
+from fer.predict.models import ModelSet, load_models
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+TOLERANCE = 1e-4  # the largest |logit| difference from eager mode the parity check accepts
+
+
+class FusedPair(nn.Module):
+    """Both networks and their fusion as one module: ``(face, eye, nose, mouth)`` floats in [0, 1]
+    → ``(z_global, z_roi, z_fused)``; one network alone → its logits."""
+
+    def __init__(self, models: ModelSet, mean, std):
+        super().__init__()
+        g, r = models.global_ck, models.roi_ck
+        self.global_net = g.model.eval() if g is not None else None
+        self.roi_net = r.model.eval() if r is not None else None
+        self.w_roi, self.w_global = float(models.weights["roi"]), float(models.weights["global"])
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, face, eye=None, nose=None, mouth=None):
+        face = (face - self.mean) / self.std
+        outputs = []
+        if self.global_net is not None:
+            outputs.append(self.global_net(face=face))
+        if self.roi_net is not None:
+            crops = [(x - self.mean) / self.std for x in (eye, nose, mouth)]
+            outputs.append(self.roi_net(face=face, eye=crops[0], nose=crops[1], mouth=crops[2])[0])
+        if len(outputs) == 2:
+            outputs.append(self.w_roi * outputs[1] + self.w_global * outputs[0])
+        return tuple(outputs)
+
+
+def graph_inputs(models: ModelSet, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Example inputs of the graph (random, in [0, 1]) at the models' sizes."""
+    sizes = {
+        (int(c.meta["face_size"]), int(c.meta["roi_size"])) for c in models.checkpoints.values()
+    }
+    if len(sizes) > 1:
+        raise FerError(
+            f"the two models take inputs of different sizes {sorted(sizes)}: one graph takes one "
+            "face chip; export each model from a folder of its own"
+        )
+    f, r = sizes.pop()
+    gen = torch.Generator().manual_seed(seed)
+    inputs = {"face": torch.rand(batch, 3, f, f, generator=gen)}
+    if models.roi_ck is not None:
+        inputs.update({k: torch.rand(batch, 3, r, r, generator=gen) for k in ROI_NAMES})
+    return inputs
+
+
+def output_names(models: ModelSet) -> list[str]:
+    """``global``, ``roi``, ``fused``: those the graph returns."""
+    names = list(models.checkpoints)
+    return [*names, "fused"] if len(names) == 2 else names
+
+
+def export(models: ModelSet, fmt: str, out: Path) -> dict:
+    """Write the graph of ``models`` to ``out`` in ``fmt`` (onnx / torchscript) and its
+    description to ``<out>.json``; check it against eager mode; returns the description."""
+    ck = next(iter(models.checkpoints.values()))
+    norm = ck.meta.get("normalisation") or {}
+    from fer.train.augment import MEAN, STD
+
+    mean, std = list(norm.get("mean", MEAN)), list(norm.get("std", STD))
+    module = FusedPair(models, mean, std).eval()
+    inputs = graph_inputs(models)
+    names = output_names(models)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if fmt == "onnx":
+            _onnx(module, inputs, names, tmp)
+        elif fmt == "torchscript":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+                traced = torch.jit.trace(module, tuple(inputs.values()), check_trace=False)
+                torch.jit.save(traced, str(tmp))
+        else:
+            raise FerError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        diff = parity(module, tmp, fmt, graph_inputs(models, batch=3, seed=1))
+        if diff > TOLERANCE:
+            raise FerError(f"{out}: the exported graph differs from eager mode by {diff:.2e}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    spec = {
+        "format": fmt,
+        "file": out.name,
+        "inputs": {k: ["N", *v.shape[1:]] for k, v in inputs.items()},
+        "input_range": "float32 RGB in [0, 1], normalised inside the graph",
+        "normalisation": {
+            "mean": list(module.mean.flatten().tolist()),
+            "std": list(module.std.flatten().tolist()),
+        },
+        "outputs": names,
+        "classes": models.classes,
+        "fusion": models.weights,
+        "fusion_source": models.weights_source,
+        "preprocess": models.preprocess,
+        "checkpoints": {k: str(c.path) for k, c in models.checkpoints.items()},
+        "max_abs_diff_vs_eager": diff,
+    }
+    write_json(out.with_name(out.name + ".json"), spec, indent=1)
+    return spec
+
+
+def _onnx(module: nn.Module, inputs: dict, names: list[str], path: Path) -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise FerError("ONNX export needs: pip install 'fer-roi-fusion[export]'") from None
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    shapes = {k: {0: batch} for k in inputs}
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module,
+            (),
+            kwargs=inputs,
+            input_names=list(inputs),
+            output_names=names,
+            dynamic_shapes=shapes,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    program.save(str(path))
+
+
+def parity(module: nn.Module, path: Path, fmt: str, inputs: dict) -> float:
+    """Largest |logit| difference between ``module`` (eager) and the exported file on ``inputs``."""
+    with torch.no_grad():
+        eager = [z.numpy() for z in module(**inputs)]
+    if fmt == "torchscript":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            loaded = torch.jit.load(str(path))
+        with torch.no_grad():
+            got = [z.numpy() for z in loaded(*inputs.values())]
+    else:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FerError("the ONNX parity check needs onnxruntime (the export extra)") from None
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
+    return float(max(abs(a - b).max() for a, b in zip(eager, got, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fer export``."""
+    p = cliargs.parser(
+        "fer export",
+        "Export a models folder's fused pair (both networks and their fusion) as one ONNX or "
+        "TorchScript graph: inputs face, eye, nose, mouth (float32 N×3×S×S RGB in [0, 1]), "
+        "outputs global, roi and fused logits; checked against eager mode before it is kept.",
+    )
+    p.add_argument("--models", required=True, type=Path, help="models/<dataset>/")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="graph format")
+    p.add_argument("--fold", type=cliargs.integer(0), help="k-fold models: which fold's pair")
+    where = "file to write (default: MODELS/fused.onnx or MODELS/fused.torchscript.pt)"
+    p.add_argument("--out", type=Path, help=where)
+    args = p.parse_args(argv)
+    models = load_models(args.models, fold=args.fold)
+    stem = "fused" if len(models.checkpoints) == 2 else next(iter(models.checkpoints))
+    out = args.out or args.models / f"{stem}{FORMATS[args.format]}"
+    spec = export(models, args.format, out)
+    print(
+        f"wrote {out} ({args.format}; outputs {', '.join(spec['outputs'])}; max |logit| "
+        f"difference from eager mode {spec['max_abs_diff_vs_eager']:.1e}) and {out}.json",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,237 @@
+"""A trained pair of models as one thing to point at: ``models/<dataset>/``.
+
+The folder holds ``global.pt`` and / or ``roi.pt`` (``fer train`` or ``fer import-reference``;
+``global.fold<k>.pt`` for a k-fold data set) and ``fusion.json``, the weights of the fused logits
+(``fer pair``, which the workflow runs). Each checkpoint's meta says how its inputs were prepared
+(``meta["preprocess"]``: detector, padding, stored face / ROI sizes, pixel limit) and normalised,
+and which classes its head outputs, so a new picture is prepared exactly as the training data was.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer.atomic import write_json
+from fer.contracts import MODELS, PREPROCESS_KEYS
+from fer.errors import FerError
+from fer.provenance import sha256_file
+
+FUSION_FILE = "fusion.json"
+DEFAULT_FUSION = {"roi": 0.55, "global": 0.45}  # the reference's weights (§5.1)
+_FOLD = re.compile(r"^(global|roi)\.fold(\d+)\.pt$")
+
+
+@dataclass
+class ModelSet:
+    """The checkpoints one prediction runs (``global`` / ``roi``: fer.evaluate.predict
+    Checkpoint or None), the fusion ``weights`` and where they came from, the classes and the
+    preprocessing every checkpoint agrees on."""
+
+    checkpoints: dict
+    weights: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
+    weights_source: str = "the reference's weights (no fusion.json)"
+    folder: Path | None = None
+
+    def __post_init__(self):
+        given = {k: ck for k, ck in self.checkpoints.items() if ck is not None}
+        if not given:
+            raise FerError("no checkpoint given: a Global Net, a Global-ROI Net or both")
+        self.checkpoints = given
+        for kind, ck in given.items():
+            if ck.meta.get("model") != kind:
+                raise FerError(
+                    f"{ck.path}: a {ck.meta.get('model')!r} model where {kind!r} expected"
+                )
+            if not isinstance(ck.meta.get("preprocess"), dict):
+                raise FerError(
+                    f"{ck.path}: the checkpoint records no preprocessing (meta 'preprocess': "
+                    f"detector, padding, stored sizes), so a new picture cannot be prepared as its "
+                    f"training data was; it was written by fer {ck.meta.get('fer_version', '?')}: "
+                    "retrain it (or re-import the authors' file) with this version"
+                )
+            missing = [
+                k
+                for k in ("detector", "padding", "face_size", "roi_size")
+                if k not in ck.meta["preprocess"]
+            ]
+            if missing:
+                raise FerError(f"{ck.path}: meta 'preprocess' lacks {', '.join(missing)}")
+        first, *rest = given.values()
+        for ck in rest:
+            for what in ("classes", "preprocess"):
+                mine, theirs = _agreeing(ck.meta, what), _agreeing(first.meta, what)
+                if mine != theirs:
+                    raise FerError(
+                        f"{ck.path}: {what} {mine} differ from {first.path}: {theirs}; the two "
+                        "models of a pair must be trained on the same prepared data"
+                    )
+
+    @property
+    def classes(self) -> list[str]:
+        return list(next(iter(self.checkpoints.values())).meta["classes"])
+
+    @property
+    def preprocess(self) -> dict:
+        """The preprocessing (PREPROCESS_KEYS) the checkpoints record; the pixel limit is the
+        largest of theirs."""
+        metas = [ck.meta["preprocess"] for ck in self.checkpoints.values()]
+        out = {k: metas[0][k] for k in PREPROCESS_KEYS if k in metas[0]}
+        limits = [int(m["max_pixels"]) for m in metas if "max_pixels" in m]
+        if limits:
+            out["max_pixels"] = max(limits)
+        return out
+
+    @property
+    def global_ck(self):
+        return self.checkpoints.get("global")
+
+    @property
+    def roi_ck(self):
+        return self.checkpoints.get("roi")
+
+    def describe(self) -> str:
+        """One line: which models, classes, preprocessing and fusion weights."""
+        kinds = " + ".join(f"{k} ({ck.path})" for k, ck in self.checkpoints.items())
+        pre = self.preprocess
+        fused = ""
+        if len(self.checkpoints) == 2:
+            fused = (
+                f"; fused roi={self.weights['roi']:g}, global={self.weights['global']:g} "
+                f"({self.weights_source})"
+            )
+        return (
+            f"{kinds}: {len(self.classes)} classes; detector {pre['detector']}, chips "
+            f"{pre['face_size']} px, ROIs {pre['roi_size']} px{fused}"
+        )
+
+
+def _agreeing(meta: dict, what: str):
+    """What two paired checkpoints must agree on: the classes, the preprocessing (not the pixel
+    limit)."""
+    if what == "classes":
+        return list(meta["classes"])
+    return {k: v for k, v in dict(meta["preprocess"]).items() if k != "max_pixels"}
+
+
+def checkpoint_files(folder: Path, fold: int | None) -> dict[str, Path]:
+    """``{"global": path, "roi": path}`` of the checkpoints in ``folder`` (fold ``fold``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FerError(
+            f"{folder}: models folder not found (expected models/<dataset>/ with "
+            "global.pt and / or roi.pt)"
+        )
+    suffix = "" if fold is None else f".fold{fold}"
+    found = {
+        k: folder / f"{k}{suffix}.pt" for k in MODELS if (folder / f"{k}{suffix}.pt").is_file()
+    }
+    if found:
+        return found
+    folds = sorted({int(m.group(2)) for p in folder.iterdir() if (m := _FOLD.match(p.name))})
+    if fold is None and folds:
+        raise FerError(
+            f"{folder}: k-fold models (folds {', '.join(map(str, folds))}); choose one with --fold"
+        )
+    what = "global.pt or roi.pt" if fold is None else f"global{suffix}.pt or roi{suffix}.pt"
+    raise FerError(f"{folder}: no {what} in it")
+
+
+def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[dict, str] | None:
+    """The weights and their source from ``folder/fusion.json``; None where there is none. A
+    fusion.json written for other checkpoints than ``files`` is an error naming them."""
+    path = Path(folder) / FUSION_FILE
+    if not path.is_file():
+        return None
+    try:
+        spec = json.loads(path.read_text())
+        weights = {k: float(spec["weights"][k]) for k in ("roi", "global")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FerError(
+            f"{path}: expected {{'weights': {{'roi': W, 'global': W}}, ...}} ({exc})"
+        ) from None
+    if not all(0 <= w <= 1 for w in weights.values()) or sum(weights.values()) == 0:
+        raise FerError(f"{path}: weights {weights}: expected each in [0, 1], not both 0")
+    for kind, recorded in dict(spec.get("checkpoints") or {}).items():
+        here = files.get(kind)
+        if here is not None and recorded.get("sha256") not in (None, sha256_file(here)):
+            raise FerError(
+                f"{path}: written for another {here.name} (sha256 {recorded.get('sha256')}); "
+                f"rerun `fer pair --models {folder}` (or the workflow) after retraining"
+            )
+    return weights, str(spec.get("source") or path)
+
+
+def write_fusion(folder: Path, weights: dict, source: str, out: Path | None = None) -> dict:
+    """Write ``fusion.json`` for the checkpoints in ``folder``: the weights, their source and
+    each checkpoint's sha256 (so a retrained model is not silently fused with stale weights)."""
+    folder = Path(folder)
+    files = {k: folder / f"{k}.pt" for k in MODELS}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise FerError(f"{', '.join(missing)}: not found; a fused pair needs both models")
+    spec = {
+        "weights": {"roi": float(weights["roi"]), "global": float(weights["global"])},
+        "source": source,
+        "checkpoints": {k: {"file": p.name, "sha256": sha256_file(p)} for k, p in files.items()},
+    }
+    write_json(out or folder / FUSION_FILE, spec, indent=1)
+    return spec
+
+
+def load_models(
+    folder: Path | None = None,
+    *,
+    global_ckpt: Path | None = None,
+    roi_ckpt: Path | None = None,
+    fold: int | None = None,
+    weights: dict | None = None,
+    device=None,
+) -> ModelSet:
+    """The :class:`ModelSet` of a models folder, or of explicit checkpoint files; ``weights``
+    overrides fusion.json."""
+    from fer.evaluate.predict import load_checkpoints
+
+    files = checkpoint_files(folder, fold) if folder is not None else {}
+    files.update({k: Path(p) for k, p in (("global", global_ckpt), ("roi", roi_ckpt)) if p})
+    if not files:
+        raise FerError("give a models folder (--models) or checkpoint files")
+    cks = {k: load_checkpoints([p], k)[0] for k, p in files.items()}
+    if device is not None:
+        for ck in cks.values():
+            ck.model.to(device)
+    source, chosen = "the reference's weights (no fusion.json)", dict(DEFAULT_FUSION)
+    if weights is not None:
+        chosen, source = {k: float(weights[k]) for k in ("roi", "global")}, "given"
+    elif folder is not None and (found := read_fusion(folder, files)) is not None:
+        chosen, source = found
+    return ModelSet(cks, chosen, source, Path(folder) if folder is not None else None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``fer pair``: write models/<dataset>/fusion.json."""
+    from fer import cliargs
+    from fer.evaluate.cli import DEFAULT_WEIGHTS, parse_weights
+
+    p = cliargs.parser(
+        "fer pair",
+        "Make a trained Global Net and Global-ROI Net one predictor: write fusion.json (the "
+        "fused logits' weights and both checkpoints' sha256) into their models folder, where "
+        "fer predict, fer export and fer.Predictor.from_dir find it.",
+    )
+    p.add_argument(
+        "--models", required=True, type=Path, help="models/<dataset>/ (global.pt, roi.pt)"
+    )
+    p.add_argument("--fusion-weights", default=DEFAULT_WEIGHTS, help="as roi=W,global=W")
+    source = "where the weights come from, recorded in the file"
+    p.add_argument("--source", default="given on the command line", help=source)
+    p.add_argument("--out", type=Path, help="file to write (default: MODELS/fusion.json)")
+    args = p.parse_args(argv)
+    spec = write_fusion(args.models, parse_weights(args.fusion_weights), args.source, args.out)
+    w = spec["weights"]
+    print(
+        f"wrote {args.out or args.models / FUSION_FILE}: roi={w['roi']:g}, global={w['global']:g}"
+    )
+    return 0
