@@ -41,6 +41,7 @@ def expected_jobs(cfg: dict) -> Counter:
         k = cfg["datasets"][d].get("kfold")
         n["train_fold" if k else "train_model"] += 2 * (k or 1)  # global + roi (per fold)
         n["evaluate_cell"] += len(cfg["targets"].get(d, [d])) * len(archs)
+        n["pair_models"] += 1  # models/{d}/fusion.json
     n = Counter({rule: count for rule, count in n.items() if count})
     n["total"] = sum(n.values())
     return n

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -350,3 +351,29 @@ def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
     assert [f["fold"] for f in result["folds"]] == [0, 1, 2]
     assert sum(f["n"] for f in result["folds"]) == 981
     assert "neutral" not in result["classes"]  # the 48x48 copy has no neutral class
+
+
+def test_demo_pair_predicts_what_evaluation_scored(demo_run):
+    """`make report` leaves models/demo/ ready for fer predict (fusion.json from the config), and
+    the predictor, run on the demo's image files, gives every result JSON's confusion matrix."""
+    pytest.importorskip("dlib")
+    from fer.predict import Predictor
+
+    models = demo_run / "models" / "demo"
+    spec = json.loads((models / "fusion.json").read_text())
+    assert spec["weights"] == {"roi": 0.55, "global": 0.45}
+    assert sorted(spec["checkpoints"]) == ["global.pt", "roi.pt"]
+    index = pd.read_csv(demo_run / "resources/demo/prepared/index.csv")
+    raw = demo_run / "resources" / "demo" / "raw"
+    predictor = Predictor.from_dir(models, device="cpu", batch_size=32, progress=False)
+    table = predictor.predict([raw / p for p in index.path])  # prepare's order and chunks
+    test = (index.split == "test").to_numpy()
+    truth = index.label_name.to_numpy()[test]
+    for arch in ("global", "roi", "fused"):
+        result = json.loads((demo_run / "results" / "demo" / f"demo_{arch}.json").read_text())
+        keep = table.status.to_numpy()[test] == "ok" if arch == "roi" else slice(None)
+        y, got = truth[keep], table[f"{arch}_label"].to_numpy()[test][keep]
+        classes = result["classes"]
+        matrix = [[int(((y == a) & (got == b)).sum()) for b in classes] for a in classes]
+        assert matrix == result["confusion_matrix"], arch
+        assert len(y) == result["n_images"]

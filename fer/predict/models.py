@@ -148,36 +148,45 @@ def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[dict, str] | None
     try:
         spec = json.loads(path.read_text())
         weights = {k: float(spec["weights"][k]) for k in ("roi", "global")}
-    except (ValueError, KeyError, TypeError) as exc:
+        recorded = {str(k): v["sha256"] for k, v in dict(spec.get("checkpoints") or {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FerError(
-            f"{path}: expected {{'weights': {{'roi': W, 'global': W}}, ...}} ({exc})"
+            f"{path}: expected {{'weights': {{'roi': W, 'global': W}}, 'checkpoints': "
+            f"{{file: {{'sha256': ...}}}}}} ({exc})"
         ) from None
     if not all(0 <= w <= 1 for w in weights.values()) or sum(weights.values()) == 0:
         raise FerError(f"{path}: weights {weights}: expected each in [0, 1], not both 0")
-    for kind, recorded in dict(spec.get("checkpoints") or {}).items():
-        here = files.get(kind)
-        if here is not None and recorded.get("sha256") not in (None, sha256_file(here)):
+    for here in files.values():
+        if here.name not in recorded or recorded[here.name] != sha256_file(here):
             raise FerError(
-                f"{path}: written for another {here.name} (sha256 {recorded.get('sha256')}); "
-                f"rerun `fer pair --models {folder}` (or the workflow) after retraining"
+                f"{path}: written for another {here.name} than the one in the folder; rerun "
+                f"`fer pair --models {folder}` (or the workflow) after retraining"
             )
     return weights, str(spec.get("source") or path)
 
 
-def write_fusion(folder: Path, weights: dict, source: str, out: Path | None = None) -> dict:
-    """Write ``fusion.json`` for the checkpoints in ``folder``: the weights, their source and
-    each checkpoint's sha256 (so a retrained model is not silently fused with stale weights)."""
+def write_fusion(folder: Path, weights: dict, source: str) -> dict:
+    """Write ``folder/fusion.json``: the weights, their source and the sha256 of every
+    checkpoint in the folder (``global.pt``, ``roi.pt`` or their ``.fold<k>`` files), so that a
+    retrained model is never fused with stale weights."""
     folder = Path(folder)
-    files = {k: folder / f"{k}.pt" for k in MODELS}
-    missing = [str(p) for p in files.values() if not p.is_file()]
-    if missing:
-        raise FerError(f"{', '.join(missing)}: not found; a fused pair needs both models")
+    names = [
+        p
+        for p in sorted(folder.glob("*.pt"))
+        if re.match(r"^(global|roi)(\.fold\d+)?\.pt$", p.name)
+    ]
+    kinds = {p.name.split(".")[0] for p in names}
+    if kinds != set(MODELS):
+        raise FerError(
+            f"{folder}: a fused pair needs both a global and a roi checkpoint; found "
+            f"{', '.join(p.name for p in names) or 'none'}"
+        )
     spec = {
         "weights": {"roi": float(weights["roi"]), "global": float(weights["global"])},
         "source": source,
-        "checkpoints": {k: {"file": p.name, "sha256": sha256_file(p)} for k, p in files.items()},
+        "checkpoints": {p.name: {"sha256": sha256_file(p)} for p in names},
     }
-    write_json(out or folder / FUSION_FILE, spec, indent=1)
+    write_json(folder / FUSION_FILE, spec, indent=1)
     return spec
 
 
@@ -227,11 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fusion-weights", default=DEFAULT_WEIGHTS, help="as roi=W,global=W")
     source = "where the weights come from, recorded in the file"
     p.add_argument("--source", default="given on the command line", help=source)
-    p.add_argument("--out", type=Path, help="file to write (default: MODELS/fusion.json)")
     args = p.parse_args(argv)
-    spec = write_fusion(args.models, parse_weights(args.fusion_weights), args.source, args.out)
+    spec = write_fusion(args.models, parse_weights(args.fusion_weights), args.source)
     w = spec["weights"]
     print(
-        f"wrote {args.out or args.models / FUSION_FILE}: roi={w['roi']:g}, global={w['global']:g}"
+        f"wrote {args.models / FUSION_FILE}: roi={w['roi']:g}, global={w['global']:g} for "
+        f"{', '.join(spec['checkpoints'])}"
     )
     return 0

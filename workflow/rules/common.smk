@@ -308,6 +308,16 @@ def trained_models():
     return [c for d in config["train_on"] for m in MODELS for c in checkpoints(d, m)]
 
 
+def pair_inputs(wildcards):
+    """Both models' checkpoints of a data set (every fold's for a k-fold one)."""
+    return [c for m in MODELS for c in checkpoints(wildcards.dataset, m)]
+
+
+def predictors(wildcards=None):
+    """models/{dataset}/fusion.json of every trained pair: what `fer predict --models` reads."""
+    return [f"models/{d}/fusion.json" for d in config["train_on"]]
+
+
 def histories(wildcards=None):
     return [c.removesuffix(".pt") + ".history.csv" for c in trained_models()]
 

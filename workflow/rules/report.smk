@@ -6,6 +6,7 @@ rule render_report:
         results=all_results,
         histories=histories,
         summaries=prepared_summaries,
+        predictors=predictors,  # models/{dataset}/fusion.json: every pair ready for fer predict
     output:
         report(
             "reports/all.html",

@@ -36,3 +36,26 @@ use rule train_model as train_fold with:
         "logs/train_fold/{dataset}/{model}.fold{fold}.log",
     benchmark:
         "benchmarks/train_fold/{dataset}/{model}.fold{fold}.tsv"
+
+
+# A trained pair as one predictor: fusion.json (the fused logits' weights, both checkpoints'
+# sha256) in its models folder, where `fer predict --models` and `fer export` find it.
+rule pair_models:
+    input:
+        pair_inputs,
+    output:
+        "models/{dataset}/fusion.json",
+    log:
+        "logs/pair_models/{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/fer.yaml"
+    params:
+        folder=lambda wildcards: f"models/{wildcards.dataset}",
+        weights=lambda wildcards: (
+            f"roi={config['evaluate']['fusion_roi']},"
+            f"global={config['evaluate']['fusion_global']}"
+        ),
+    shell:
+        "fer --log {log} pair --models {params.folder} --fusion-weights {params.weights}"
+        " --source 'workflow config: evaluate.fusion_roi, evaluate.fusion_global'"

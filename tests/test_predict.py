@@ -1,0 +1,321 @@
+"""``fer predict`` / ``fer.Predictor`` on real faces (skimage's astronaut, FER2013 and CK+48 from
+../shared/data, a video written from frames, a folder mixing good, corrupt and non-image files):
+rows, columns, statuses and reasons, probabilities, the fusion, the output formats, the annotated
+copies; and the equality of its predictions with ``fer prepare`` + ``fer evaluate``'s.
+
+The models here are real networks at the demo's small sizes with seeded weights: what is checked is
+the path, not the accuracy (the demo workflow's trained pair is tested in test_predict_workflow).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fer.cli import main as fer_main
+from fer.errors import FerError
+from fer.labels import SEVEN
+from fer.predict import Predictor
+from fer.predict.core import columns, softmax
+from fer.predict.models import load_models, write_fusion
+
+pytest.importorskip("dlib")
+av = pytest.importorskip("av")
+skdata = pytest.importorskip("skimage.data")
+
+PRE = {"detector": "mtcnn", "padding": 0.25, "face_size": 112, "roi_size": 48, "max_pixels": 10**8}
+
+
+def make_pair(folder: Path, pre: dict = PRE, classes=SEVEN, seed: int = 0, **meta) -> Path:
+    """global.pt + roi.pt (input 48 / 24 px) recording ``pre`` as their preprocessing."""
+    from fer.models import create_model, save_checkpoint
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in ("global", "roi"):
+        model = create_model(kind, len(classes), 48, 24)
+        with torch.no_grad():  # a head that does not answer the same class for every face
+            model.fc.weight.mul_(40.0)
+        info = {"classes": list(classes), "global_input": "aligned", "preprocess": pre}
+        save_checkpoint(folder / f"{kind}.pt", model, info | meta)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> Path:
+    return make_pair(tmp_path_factory.mktemp("models") / "demo")
+
+
+def write_video(path: Path, n: int = 12, rate: int = 10) -> Path:
+    """An H.264 clip of ``n`` frames panning across the astronaut's face."""
+    from PIL import Image
+
+    face = skdata.astronaut()
+    out = av.open(str(path), "w")
+    stream = out.add_stream("libx264" if "libx264" in av.codecs_available else "mpeg4", rate=rate)
+    stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+    for k in range(n):
+        im = np.asarray(Image.fromarray(face).crop((90 + 2 * k, 0, 346 + 2 * k, 256)))
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(im))):
+            out.mux(packet)
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, shared_data) -> dict:
+    """A mixed folder (two real faces, a truncated PNG, a text file, a nested video) and a few
+    single files."""
+    root = tmp_path_factory.mktemp("inputs")
+    mixed = root / "mixed"
+    (mixed / "clips").mkdir(parents=True)
+    happy = sorted((shared_data / "fer2013" / "test" / "happy").iterdir())[:2]
+    for src in happy:
+        shutil.copy(src, mixed / src.name)
+    good = (shared_data / "ckplus48" / "surprise").iterdir().__next__()
+    (mixed / "broken.png").write_bytes(good.read_bytes()[:200])
+    (mixed / "notes.txt").write_text("not a picture\n")
+    write_video(mixed / "clips" / "pan.mp4")
+    return {"mixed": mixed, "ckplus": good, "happy": happy}
+
+
+def test_rows_columns_statuses_and_fusion(pair, inputs):
+    predictor = Predictor.from_dir(pair, device="cpu", batch_size=4, progress=False)
+    astronaut = skdata.astronaut()
+    table = predictor.predict([astronaut, inputs["mixed"], inputs["ckplus"], "missing.jpg"])
+    assert list(table.columns) == columns(["global", "roi", "fused"], list(SEVEN))
+    # 1 array + (2 faces + broken + notes + 12 video frames) + 1 CK+48 + 1 missing
+    assert len(table) == 1 + 16 + 1 + 1
+    by_file = table.groupby("file").size()
+    video = table[table.file.str.endswith("pan.mp4")]
+    assert len(video) == 12 and list(video.frame) == list(range(12))
+    assert np.allclose(video.time_s, np.arange(12) / 10)
+    bad = table.set_index(table.file.map(lambda f: Path(f).name))
+    assert bad.loc["broken.png", "status"] == "unreadable"
+    assert "corrupt or truncated" in bad.loc["broken.png", "reason"]
+    assert bad.loc["notes.txt", "reason"] == "neither an image nor a video fer can decode"
+    assert bad.loc["missing.jpg", "reason"] == "file not found"
+    assert (by_file == 1).sum() == len(by_file) - 1  # every still is one row
+    found = table[table.status.isin(["ok", "no_roi", "no_face"])]
+    assert len(found) == 16 and (table.status == "ok").sum() >= 14
+    assert table.loc[0, "status"] == "ok" and table.loc[0, "score"] > 0.99
+    x1, y1, x2, y2 = table.loc[0, ["x1", "y1", "x2", "y2"]]
+    assert 150 < x1 < 200 and 60 < y1 < 110 and 250 < x2 < 290 and 150 < y2 < 200
+    for arch in ("global", "fused"):
+        p = found[[f"{arch}_p_{c}" for c in SEVEN]].to_numpy()
+        assert np.allclose(p.sum(1), 1.0)
+        assert (found[f"{arch}_label"] == np.array(SEVEN)[p.argmax(1)]).all()
+    ok = found[found.status == "ok"]
+    p_g, p_r, p_f = (
+        ok[[f"{a}_p_{c}" for c in SEVEN]].to_numpy() for a in ("global", "roi", "fused")
+    )
+    # log-probabilities are logits up to a per-row constant, which softmax ignores
+    assert np.allclose(p_f, softmax(0.55 * np.log(p_r) + 0.45 * np.log(p_g)), atol=1e-6)
+    rest = found[found.status != "ok"]
+    assert rest.roi_label.eq("").all() and (rest.fused_label == rest.global_label).all()
+    unreadable = table[table.status == "unreadable"]
+    assert unreadable.fused_label.eq("").all() and unreadable.global_p_happy.isna().all()
+
+
+def test_all_faces_and_the_largest_first(pair):
+    from PIL import Image
+
+    face = Image.fromarray(skdata.astronaut()).crop((120, 30, 330, 240))
+    both = Image.new("RGB", (520, 260), (200, 200, 200))
+    both.paste(face, (10, 25))
+    both.paste(face.resize((150, 150)), (330, 55))
+    predictor = Predictor.from_dir(pair, device="cpu", all_faces=True, progress=False)
+    every = predictor.predict(np.asarray(both))
+    assert list(every.face) == [0, 1] and (every.n_faces == 2).all()
+    assert every.x1[0] < 260 < every.x1[1]  # the larger face first
+    largest = Predictor.from_dir(pair, device="cpu", progress=False).predict(np.asarray(both))
+    assert len(largest) == 1
+    pd.testing.assert_frame_equal(largest, every.iloc[:1])
+
+
+def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(pair, folder)
+    write_fusion(folder, {"roi": 0.9, "global": 0.1}, "test")
+    models = load_models(folder)
+    assert models.weights == {"roi": 0.9, "global": 0.1} and models.weights_source == "test"
+    face = skdata.astronaut()
+    row = Predictor(models, device="cpu", progress=False).predict(face).iloc[0]
+    p = {a: np.array([row[f"{a}_p_{c}"] for c in SEVEN]) for a in ("global", "roi", "fused")}
+    expected = softmax((0.9 * np.log(p["roi"]) + 0.1 * np.log(p["global"]))[None])[0]
+    assert np.allclose(p["fused"], expected, atol=1e-6)
+    (folder / "roi.pt").unlink()
+    (folder / "fusion.json").unlink()
+    alone = Predictor.from_dir(folder, device="cpu", progress=False).predict(face)
+    assert list(alone.columns) == columns(["global"], list(SEVEN))
+    assert np.isclose(alone.loc[0, "global_p_happy"], row["global_p_happy"])
+
+
+def test_models_folder_errors(pair, tmp_path):
+    from fer.models import create_model, save_checkpoint
+
+    with pytest.raises(FerError, match="models folder not found"):
+        load_models(tmp_path / "nope")
+    old = tmp_path / "old"
+    old.mkdir()
+    save_checkpoint(old / "global.pt", create_model("global", 7, 48, 24), {"classes": list(SEVEN)})
+    with pytest.raises(FerError, match=r"old/global.pt: the checkpoint records no preprocessing"):
+        Predictor.from_dir(old)
+    stale = tmp_path / "stale"
+    shutil.copytree(pair, stale)
+    write_fusion(stale, {"roi": 0.5, "global": 0.5}, "test")
+    make_pair(stale, seed=1)  # retrained, fusion.json not rewritten
+    with pytest.raises(FerError, match="fusion.json: written for another global.pt"):
+        load_models(stale)
+    folds = tmp_path / "ck"
+    folds.mkdir()
+    for k in (0, 1):
+        shutil.copy(pair / "global.pt", folds / f"global.fold{k}.pt")
+    with pytest.raises(FerError, match=r"k-fold models \(folds 0, 1\); choose one with --fold"):
+        load_models(folds)
+    assert list(load_models(folds, fold=1).checkpoints) == ["global"]
+    other = tmp_path / "other"
+    make_pair(other, pre={**PRE, "detector": "dlib"})
+    (other / "global.pt").replace(tmp_path / "dlib_global.pt")
+    with pytest.raises(FerError, match="preprocess .* differ"):
+        load_models(global_ckpt=tmp_path / "dlib_global.pt", roi_ckpt=pair / "roi.pt")
+    given = tmp_path / "given"
+    make_pair(given, pre={**PRE, "detector": "given"})
+    with pytest.raises(FerError, match="publisher's face boxes"):
+        Predictor.from_dir(given)
+    assert Predictor.from_dir(given, detector="mtcnn", device="cpu").detector == "mtcnn"
+
+
+def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, capsys):
+    import io
+
+    write_fusion(pair, {"roi": 0.55, "global": 0.45}, "test")
+    files = [*inputs["happy"], inputs["mixed"] / "clips" / "pan.mp4", inputs["mixed"] / "notes.txt"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{f}\n" for f in files)))
+    common = ["--models", str(pair), "--device", "cpu", "--no-progress", "--every", "4"]
+    out = tmp_path / "t.csv"
+    assert (
+        fer_main(["predict", "-", *common, "--out", str(out), "--annotate", str(tmp_path / "a")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert "6 rows from 6 frames of 4 inputs (ok 5, no_roi 0, no_face 0, unreadable 1)" in err
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.frame) == [0, 0, 0, 4, 8, 0] and len(table.columns) == 12 + 3 * 8
+    for suffix in (".jsonl", ".parquet"):
+        other = tmp_path / f"t{suffix}"
+        assert fer_main(["predict", *map(str, files), *common, "--out", str(other)]) == 0
+        back = pd.read_parquet(other) if suffix == ".parquet" else pd.read_json(other, lines=True)
+        assert list(back.columns) == list(table.columns) and len(back) == len(table)
+        assert np.allclose(
+            back.fused_p_happy.astype(float),
+            table.fused_p_happy.replace("", "nan").astype(float),
+            equal_nan=True,
+        )
+    drawn = tmp_path / "a"
+    from PIL import Image
+
+    for src in inputs["happy"]:
+        copy = np.asarray(Image.open(drawn / (src.stem + ".png")).convert("RGB"))
+        original = np.asarray(Image.open(src).convert("RGB"))
+        assert copy.shape == original.shape and not np.array_equal(copy, original)
+    with av.open(str(drawn / "pan.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 3
+    capsys.readouterr()
+    assert fer_main(["predict", str(files[0]), *common, "--out", "t.xlsx"]) == 2
+    assert (
+        "error: --out t.xlsx: expected a .csv, .jsonl or .parquet file" in capsys.readouterr().err
+    )
+
+
+def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
+    """The same faces through `fer prepare` + the evaluation's inference and through the
+    predictor: the same statuses, chips and probabilities."""
+    from fer.evaluate.predict import Inference, load_checkpoints, predict_logits
+    from fer.evaluate.scoring import fuse
+    from fer.prepared import open_prepared
+    from tests.test_preprocess_real import run_prepare
+
+    test = shared_data / "fer2013" / "test"
+    files = [
+        f"{c}/{p.name}"
+        for c in ("happy", "sad", "angry")
+        for p in sorted((test / c).iterdir())[:12]
+    ]
+    prepared = run_prepare(
+        test,
+        files,
+        tmp_path,
+        "--detector",
+        "mtcnn",
+        "--face-size",
+        "112",
+        "--roi-size",
+        "48",
+        "--workers",
+        "1",
+    )
+    data = open_prepared(prepared)
+    rows = np.arange(len(files))
+    run = Inference(torch.device("cpu"), 64, False, False)
+    g, r = (load_checkpoints([pair / f"{k}.pt"], k)[0] for k in ("global", "roi"))
+    z_g = predict_logits(g, {"face": data.faces}, rows, run)
+    has = data.index["has_roi"].to_numpy() == 1
+    z_r = np.zeros_like(z_g)
+    z_r[has] = predict_logits(r, {"face": data.faces, **data.rois}, rows[has], run)
+    z_f = fuse(z_r, z_g, has, {"roi": 0.55, "global": 0.45})
+    predictor = Predictor.from_dir(pair, device="cpu", batch_size=32, progress=False)
+    table = predictor.predict([test / f for f in files])
+    status = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
+    assert list(table.status) == [status[s] for s in data.index["status"]]
+    assert has.sum() >= 30
+    for arch, z in (("global", z_g), ("fused", z_f)):
+        p = table[[f"{arch}_p_{c}" for c in SEVEN]].to_numpy()
+        assert np.abs(p - softmax(z)).max() < 1e-5, arch
+    p_r = table[[f"roi_p_{c}" for c in SEVEN]].to_numpy()[has]
+    assert np.abs(p_r - softmax(z_r[has])).max() < 1e-5
+
+
+def test_export_graphs_match_eager_mode(pair, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fer.predict.export import TOLERANCE, graph_inputs
+
+    folder = tmp_path / "m"
+    shutil.copytree(pair, folder)
+    for fmt, name in (("torchscript", "fused.torchscript.pt"), ("onnx", "fused.onnx")):
+        assert fer_main(["export", "--models", str(folder), "--format", fmt]) == 0
+        spec = json.loads((folder / f"{name}.json").read_text())
+        assert spec["outputs"] == ["global", "roi", "fused"] and spec["classes"] == list(SEVEN)
+        assert spec["inputs"]["face"] == ["N", 3, 48, 48] and spec["inputs"]["eye"] == [
+            "N",
+            3,
+            24,
+            24,
+        ]
+        assert spec["max_abs_diff_vs_eager"] <= TOLERANCE
+    # checked again here, on a batch size the export never saw, against the models themselves
+    from fer.train.augment import normalize
+
+    models = load_models(folder)
+    x = graph_inputs(models, batch=5, seed=7)
+    n = {k: normalize(v) for k, v in x.items()}
+    with torch.no_grad():
+        z_g = models.global_ck.model(face=n["face"])
+        z_r = models.roi_ck.model(**n)[0]
+    eager = [z.numpy() for z in (z_g, z_r, 0.55 * z_r + 0.45 * z_g)]
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(folder / "fused.onnx")).run(
+        None, {k: v.numpy() for k, v in x.items()}
+    )
+    for a, b in zip(eager, got, strict=True):
+        assert np.abs(a - b).max() <= TOLERANCE
+    assert np.allclose(eager[2], 0.55 * eager[1] + 0.45 * eager[0], atol=1e-5)
