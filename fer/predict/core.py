@@ -47,6 +47,24 @@ def columns(archs: Iterable[str], classes: list[str]) -> list[str]:
     return out
 
 
+def _heap_trimmer() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, or None off glibc.
+
+    MTCNN on frames that differ allocates tensors of changing shapes; glibc keeps the freed pieces
+    and a process grew ~60 % over 2,000 video frames, by fragmentation, not by a leak. Giving the
+    free memory back after each batch keeps the peak flat (measured in bench_predict.py)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _heap_trimmer()
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits, in float64."""
     z = np.asarray(z, dtype=np.float64)
@@ -172,7 +190,11 @@ class Predictor:
                 self.timing.decode_s += time.perf_counter() - start
                 if not batch:
                     return
-                for result in self._batch(batch):
+                results = self._batch(batch)
+                del batch
+                if _TRIM is not None:
+                    _TRIM(0)
+                for result in results:
                     bar.update(1)
                     yield result
 
