@@ -49,6 +49,7 @@ def test_demo_plans():
         "prepare_faces": 1,
         "train_model": 2,
         "evaluate_cell": 3,
+        "pair_models": 1,  # models/demo/fusion.json
         "render_report": 1,
     }
 
@@ -65,6 +66,7 @@ def test_paper_grid_plans_every_cell_without_data():
         "train_model": 8,
         "train_fold": 20,
         "evaluate_cell": 33,
+        "pair_models": 5,  # one fusion.json per trained pair
         "render_report": 1,
     }
 
@@ -314,6 +316,7 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
         "train_model": 2,
         "train_fold": 20,
         "evaluate_cell": 6,
+        "pair_models": 2,
         "render_report": 1,
     }
     jobs = train_fold_jobs(r.stdout)

@@ -93,6 +93,12 @@ class Annotator:
             self.written.append(self._video[1].close())
             self._video = None
 
+    def discard(self) -> None:
+        """After a failure: remove the partial video being written, if any."""
+        if self._video is not None:
+            self._video[1].discard()
+            self._video = None
+
 
 class VideoOut:
     """An H.264 (else MPEG-4) video written frame by frame; sizes are cropped to even numbers."""
@@ -116,6 +122,11 @@ class VideoOut:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture[:h, :w]), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
+
+    def discard(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._tmp.unlink(missing_ok=True)
 
     def close(self) -> Path:
         if self._container is None:

@@ -101,15 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     print(models.describe(), file=sys.stderr)
     annotator = Annotator(args.annotate, predictor.archs[-1]) if args.annotate else None
     counts, sources, start = Counter(), set(), time.perf_counter()
-    with TableWriter(args.out, predictor.columns) as table:
-        for result in predictor.results(args.paths):
-            table.write(result.rows)
-            counts.update(row["status"] for row in result.rows)
-            sources.add(result.frame.source)
+    try:
+        with TableWriter(args.out, predictor.columns) as table:
+            for result in predictor.results(args.paths):
+                table.write(result.rows)
+                counts.update(row["status"] for row in result.rows)
+                sources.add(result.frame.source)
+                if annotator is not None:
+                    annotator.add(result)
             if annotator is not None:
-                annotator.add(result)
+                annotator.close_video()
+    except BaseException:
         if annotator is not None:
-            annotator.close_video()
+            annotator.discard()
+        raise
     seconds, t = time.perf_counter() - start, predictor.timing
     tally = ", ".join(f"{k} {counts[k]}" for k in ("ok", "no_roi", "no_face", "unreadable"))
     where = f" → {args.out}" if args.out else ""
