@@ -24,7 +24,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,6 @@ class Timing:
     decode_s: float = 0.0
     preprocess_s: float = 0.0
     inference_s: float = 0.0
-    stats: dict = field(default_factory=dict)
 
 
 @dataclass
