@@ -26,7 +26,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "manifest": ("fer.data.manifest", "list a data set in its publisher layout into a manifest"),
     "prepare": ("fer.preprocess.prepare", "detect, align and crop ROIs into prepared arrays"),
     "train": ("fer.train.cli", "train a Global Net or Global-ROI Net from prepared data"),
-    "evaluate": ("fer.evaluate.cli", "score trained models on a target into a result JSON"),
+    "infer": (
+        "fer.evaluate.infer_cli",
+        "run both models once over a target into a prediction record",
+    ),
+    "evaluate": ("fer.evaluate.cli", "score one table cell from prediction records into a JSON"),
     "report": ("fer.report", "render the HTML report of every accuracy table"),
     "predict": ("fer.predict.cli", "predict expressions in images, folders and videos"),
     "pair": ("fer.predict.models", "write a models folder's fusion.json (the fused weights)"),

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from fer.errors import FerError
-from fer.evaluate import EvalCell
+from fer.evaluate import EvalCell, Target
 from fer.evaluate import predict as ev
 from fer.evaluate.cli import parse_weights
-from fer.evaluate.scoring import validate_result
+from fer.evaluate.scoring import fuse, validate_result
 from fer.labels import CANONICAL, SEVEN
 from fer.prepared import ROI_NAMES, open_prepared
 from fer.train.augment import MEAN, STD
@@ -102,16 +102,14 @@ def test_fused_is_the_weighted_sum_with_global_fallback(demo):
     n = len(demo.index)
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
     g, r = ckpt("global", zg), ckpt("roi", zr)
-    tasks = ev.plan_tasks(demo, [g], [r], within=False)
-    lmap = ev.label_map(list(SEVEN), demo, "demo", "shared", g)
+    spec = Target("train", "demo", demo.root, device="cpu", batch_size=5, progress=False)
+    record = ev.infer_loaded(spec, demo, [g], [r])
     w = {"roi": 0.55, "global": 0.45}
-    opts = ev.Inference(torch.device("cpu"), 5, progress=False)
-    out = ev.run_task(tasks[0], demo, lmap, w, opts)
     has = demo.index["has_roi"].to_numpy() == 1
     by_hand = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
-    assert out["fused"].tolist() == by_hand.tolist()
-    assert out["global"].tolist() == zg.argmax(1).tolist()
-    assert out["roi"].tolist() == np.where(has, zr.argmax(1), -1).tolist()
+    assert record.predicted("fused", w).tolist() == by_hand.tolist()
+    assert record.predicted("global", w).tolist() == zg.argmax(1).tolist()
+    assert record.predicted("roi", w).tolist() == np.where(has, zr.argmax(1), -1).tolist()
     assert sorted(r.model.seen) == np.flatnonzero(has).tolist()  # ROI net only where ROIs exist
     swapped = np.where(has, (0.45 * zr + 0.55 * zg).argmax(1), zg.argmax(1))
     assert (swapped != by_hand).any(), "tables too weak to tell the weights apart"
@@ -138,7 +136,7 @@ def test_fusion_weights_flag_is_used(demo):
 def test_fuse_ignores_roi_logits_where_no_roi():
     zg = np.array([[1.0, 0.0], [0.0, 1.0]])
     zr = np.array([[0.0, 10.0], [np.nan, np.nan]])
-    z = ev.fuse(zr, zg, np.array([True, False]), {"roi": 0.5, "global": 0.5})
+    z = fuse(zr, zg, np.array([True, False]), {"roi": 0.5, "global": 0.5})
     assert z.tolist() == [[0.5, 5.0], [0.0, 1.0]]
 
 

@@ -134,6 +134,7 @@ def test_cli_needs_both_checkpoints_for_fused(fake_prepared, ckpts, tmp_path, ca
 
 def test_real_models_fused_predictions_match_hand_fusion(fake_prepared, ckpts):
     """With real networks: fused argmax = argmax(0.55·x_roi + 0.45·z_global) on ROI rows."""
+    from fer.evaluate import Target
     from fer.evaluate import predict as ev
     from fer.prepared import open_prepared
     from fer.train.augment import prepare_eval
@@ -147,9 +148,7 @@ def test_real_models_fused_predictions_match_hand_fusion(fake_prepared, ckpts):
         zg = g.model(prepare_eval(torch.from_numpy(data.faces[rows]), 48)).numpy()
         rois = {k: prepare_eval(torch.from_numpy(data.rois[k][rows]), 16) for k in ev.ROI_NAMES}
         zr = r.model(prepare_eval(torch.from_numpy(data.faces[rows]), 32), **rois)[0].numpy()
-    task = ev.plan_tasks(data, [g], [r], within=False)[0]
-    lmap = ev.label_map(list(SEVEN), data, "demo", "shared", g)
-    opts = ev.Inference(torch.device("cpu"), 7, progress=False)
-    out = ev.run_task(task, data, lmap, {"roi": 0.55, "global": 0.45}, opts)
+    spec = Target("train", "demo", data.root, device="cpu", batch_size=7, progress=False)
+    record = ev.infer_loaded(spec, data, [g], [r])
     expect = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
-    assert out["fused"].tolist() == expect.tolist()
+    assert record.predicted("fused", {"roi": 0.55, "global": 0.45}).tolist() == expect.tolist()

@@ -26,6 +26,7 @@ antialiased bilinear) and the result records it under ``provenance.input_resize`
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -34,14 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import NEEDS, EvalCell
-from fer.evaluate.scoring import (
-    assemble_result,
-    fuse,
-    label_map,
-    target_labels,
-    validate_result,
-)
+from fer.evaluate import NEEDS, EvalCell, Target
+from fer.evaluate.records import RECORD_VERSION, Predictions
+from fer.evaluate.scoring import label_map, target_labels, votes_matrix
 from fer.prepared import ROI_NAMES, PreparedData, open_prepared
 from fer.provenance import git_sha, resolve_device, versions
 
@@ -227,60 +223,150 @@ def _inputs(data: PreparedData, which: str, ck: Checkpoint) -> tuple[dict, dict]
     return arrays, sizes
 
 
-def run_task(task: Task, data: PreparedData, lmap: dict, w: dict, run: Inference) -> dict:
-    """Predictions of the three archs on one task's scored rows (plus labels, ROI mask, votes)."""
+def task_logits(task: Task, data: PreparedData, lmap: dict, run: Inference):
+    """Both models' logits (scored columns) on one task's scored rows, and what the record says
+    about the task (fold, unreadable and unscored counts, input resizes, checkpoints)."""
     y, names = target_labels(data, task.rows, lmap["scored"])
     keep = y >= 0
     rows = task.rows[keep]
     has_roi = data.index["has_roi"].to_numpy()[rows].astype(int) == 1
     cols = lmap["model_columns"]
-    res = {
-        "y": y[keep],
-        "rows": rows,
-        "has_roi": has_roi,
-        "resize": {},
+    arrays = {"row": rows, "y": y[keep], "has_roi": has_roi}
+    info = {
+        "fold": task.fold,
+        "n_unreadable": int(task.n_unreadable),
         "dropped": names[~keep].tolist(),
-        "unreadable": task.n_unreadable,
+        "resize": {},
+        "checkpoints": {},
     }
-    z_fg = z_roi = None
     if task.global_ck is not None:
-        arrays, sizes = _inputs(data, "global_input", task.global_ck)
-        z_g = predict_logits(task.global_ck, arrays, rows, run)[:, cols]
-        res["global"], z_fg = z_g.argmax(1), z_g
+        ck = task.global_ck
+        inputs, sizes = _inputs(data, "global_input", ck)
+        arrays["z_global"] = predict_logits(ck, inputs, rows, run)[:, cols]
         if "global/original" in sizes:  # fusion: Global Net sees the aligned chip (ref §5.1)
-            arrays, more = _inputs(data, "faces", task.global_ck)
-            z_fg, sizes = predict_logits(task.global_ck, arrays, rows, run)[:, cols], sizes | more
-        res["resize"].update(sizes)
+            inputs, more = _inputs(data, "faces", ck)
+            arrays["z_global_faces"] = predict_logits(ck, inputs, rows, run)[:, cols]
+            sizes |= more
+        info["resize"].update(sizes)
     if task.roi_ck is not None:
-        arrays, sizes = _inputs(data, "rois", task.roi_ck)
+        inputs, sizes = _inputs(data, "rois", task.roi_ck)
         z_roi = np.full((len(rows), len(cols)), np.nan, np.float32)
-        z_roi[has_roi] = predict_logits(task.roi_ck, arrays, rows[has_roi], run)[:, cols]
-        res["roi"] = np.where(has_roi, np.nan_to_num(z_roi, nan=0.0).argmax(1), -1)
-        res["resize"].update(sizes)
-    if z_fg is not None and z_roi is not None:
-        res["fused"] = fuse(z_roi, z_fg, has_roi, w).argmax(1)
-    return res
+        z_roi[has_roi] = predict_logits(task.roi_ck, inputs, rows[has_roi], run)[:, cols]
+        arrays["z_roi"] = z_roi
+        info["resize"].update(sizes)
+    for kind, ck in (("global", task.global_ck), ("roi", task.roi_ck)):
+        if ck is not None:
+            info["checkpoints"][kind] = {"path": str(ck.path), "meta": ck.meta}
+    return arrays, info
 
 
-def evaluate_cell(cell: EvalCell) -> dict:
-    """Open the cell's prepared data and checkpoints and score them (:func:`score_cell`)."""
-    data = open_prepared(cell.prepared)
-    g = load_checkpoints(list(cell.global_ckpts), "global")
-    r = load_checkpoints(list(cell.roi_ckpts), "roi")
-    return score_cell(cell, data, g, r)
+def validation_tasks(data: PreparedData, tasks: list[Task]) -> tuple[list[Task], str | None]:
+    """The tasks re-pointed at the rows each pair selected its checkpoints on (``rows: val``):
+    the rows both models held out (their recipes' carve). None of them, with the reason, where a
+    checkpoint records no validation split (imported, or selected on test)."""
+    from fer.train.data import carve
+
+    out = []
+    for task in tasks:
+        held_out = None
+        for ck in (task.global_ck, task.roi_ck):
+            if ck is None:
+                continue
+            recipe = ck.meta.get("recipe")
+            if not isinstance(recipe, dict):
+                return [], f"{ck.path}: records no training recipe (an imported checkpoint)"
+            if recipe.get("selection", "val") != "val":
+                return [], f"{ck.path}: selected on {recipe.get('selection')}, no validation split"
+            _, val = carve(
+                data,
+                task.fold,
+                "val",
+                float(recipe.get("val_fraction", 0.1)),
+                int(recipe.get("seed", 0)),
+            )
+            held_out = val if held_out is None else np.intersect1d(held_out, val)
+        out.append(Task(task.fold, held_out, 0, task.global_ck, task.roi_ck))
+    return out, None
+
+
+def _concat(parts: list[dict]) -> dict:
+    keys = parts[0].keys()
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def infer(spec: Target) -> Predictions:
+    """Open the target's prepared data and checkpoints, run each model once over the rows
+    ``spec.rows`` asks for, and return the record every cell is scored from."""
+    data = open_prepared(spec.prepared)
+    g = load_checkpoints(list(spec.global_ckpts), "global")
+    r = load_checkpoints(list(spec.roi_ckpts), "roi")
+    return infer_loaded(spec, data, g, r)
+
+
+def infer_loaded(spec: Target, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
+    """:func:`infer` on loaded checkpoints and opened prepared data."""
+    if not g and not r:
+        raise FerError("no checkpoint given (--global-ckpt and/or --roi-ckpt)")
+    classes = model_classes(g + r)
+    lmap = label_map(classes, data, spec.target, spec.protocol, (g + r)[0])
+    tasks = plan_tasks(data, g, r, spec.rows != "all")
+    reason = None
+    if spec.rows == "val":
+        tasks, reason = validation_tasks(data, tasks)
+    run = Inference(resolve_device(spec.device), spec.batch_size, spec.progress)
+    parts, infos = [], []
+    for i, task in enumerate(tasks):
+        arrays, info = task_logits(task, data, lmap, run)
+        arrays["task"] = np.full(len(arrays["row"]), i, np.int64)
+        parts.append(arrays)
+        infos.append(info)
+    if parts:
+        arrays = _concat(parts)
+    else:  # a validation record without a validation split
+        arrays = {
+            "row": np.zeros(0, np.int64),
+            "y": np.zeros(0, np.int64),
+            "has_roi": np.zeros(0, bool),
+            "task": np.zeros(0, np.int64),
+        }
+        for kind, name in (("global", "z_global"), ("roi", "z_roi")):
+            if g if kind == "global" else r:
+                arrays[name] = np.zeros((0, len(lmap["scored"])), np.float32)
+    rows = arrays["row"]
+    arrays["path"] = data.index["path"].astype(str).to_numpy()[rows].astype(str)
+    groups = data.index["group"] if "group" in data.index.columns else None
+    groups = np.full(len(data.index), "") if groups is None else groups.fillna("").astype(str)
+    arrays["group"] = np.asarray(groups)[rows].astype(str)
+    if len(rows):
+        votes = votes_matrix(data, rows, lmap["scored"])
+        if votes is not None:
+            arrays["votes"] = votes
+    seeds = sorted({ck.meta.get("seed") for ck in g + r}, key=str)
+    meta = {
+        "record_version": RECORD_VERSION,
+        "dataset": spec.dataset,
+        "target": spec.target,
+        "rows": spec.rows,
+        "protocol": spec.protocol,
+        "label_map": lmap,
+        "seed": seeds[0] if len(seeds) == 1 else None,
+        "tasks": infos,
+        "target_adapter": data.adapter,
+        "synthetic": bool(data.summary.get("synthetic", False)),
+        "prepared": str(Path(spec.prepared)),
+        "env": {"git_sha": git_sha(), "versions": versions(), "device": str(run.device)},
+        "reason": reason,
+    }
+    return Predictions(arrays, meta)
 
 
 def score_cell(cell: EvalCell, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
-    """Score loaded checkpoints on opened prepared data (see fer/schemas/result.schema.json)."""
+    """Score loaded checkpoints on opened prepared data in memory: :func:`infer_loaded`, then
+    :func:`fer.evaluate.scoring.score` (what ``fer evaluate`` without ``--predictions`` does)."""
+    from fer.evaluate.scoring import score
+
     for kind, given in (("global", g), ("roi", r)):
         if kind in NEEDS[cell.arch] and not given:
             raise FerError(f"arch {cell.arch} needs {kind} checkpoints (--{kind}-ckpt)")
-    classes = model_classes(g + r)
-    lmap = label_map(classes, data, cell.target, cell.protocol, (g + r)[0])
-    tasks = plan_tasks(data, g, r, cell.within)
-    run = Inference(resolve_device(cell.device), cell.batch_size, cell.progress)
-    outputs = [run_task(t, data, lmap, cell.fusion_weights, run) for t in tasks]
-    env = {"git_sha": git_sha(), "versions": versions(), "device": str(run.device)}
-    result = assemble_result(cell, data, tasks, outputs, lmap, env)
-    validate_result(result)
-    return result
+    spec = dataclasses.replace(cell.target_spec(), prepared=data.root)
+    return score(cell, [infer_loaded(spec, data, g, r)], list(cell.validation))

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import EvalCell, metrics
+from fer.evaluate import NEEDS, EvalCell, metrics
+from fer.evaluate.records import Predictions, check_same_rows
 from fer.labels import CANONICAL, scored_classes
 from fer.prepared import PreparedData
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "result.schema.json"
 
 
@@ -36,16 +37,11 @@ def validate_result(result: dict) -> None:
         raise ValueError(f"result JSON breaks {SCHEMA_PATH.name} at {where}: {errors[0].message}")
 
 
-def _pool(outputs: list[dict], key: str) -> np.ndarray | None:
-    if any(key not in o for o in outputs):
-        return None
-    return np.concatenate([np.asarray(o[key]) for o in outputs])
-
-
 def _acc(pred: np.ndarray | None, y: np.ndarray, mask: np.ndarray) -> float | None:
+    """Accuracy of (S, n) replicate predictions on the ``mask`` rows, pooled over replicates."""
     if pred is None or not mask.any():
         return None
-    return float(np.mean(pred[mask] == y[mask]))
+    return float(np.mean(pred[:, mask] == y[mask]))
 
 
 def arch_mask(arch: str, has_roi: np.ndarray) -> np.ndarray:
@@ -53,13 +49,13 @@ def arch_mask(arch: str, has_roi: np.ndarray) -> np.ndarray:
     return has_roi.copy() if arch == "roi" else np.ones_like(has_roi, dtype=bool)
 
 
-def excluded_counts(outputs: list[dict]) -> dict[str, int]:
+def excluded_counts(record: Predictions) -> dict[str, int]:
     """``{reason: n}``: unreadable images and, per class, labels the model is not scored on."""
     out: Counter = Counter()
-    for o in outputs:
-        if o["unreadable"]:
-            out["unreadable"] += int(o["unreadable"])
-        out.update(f"label_not_scored:{name}" for name in o["dropped"])
+    for task in record.meta["tasks"]:
+        if task["n_unreadable"]:
+            out["unreadable"] += int(task["n_unreadable"])
+        out.update(f"label_not_scored:{name}" for name in task["dropped"])
     return dict(sorted(out.items()))
 
 
@@ -84,39 +80,39 @@ def votes_matrix(data, rows: np.ndarray, scored: list[str]) -> np.ndarray | None
     return votes[:, [CANONICAL.index(c) for c in scored]]
 
 
-def _fold_rows(tasks, outputs, arch: str) -> list[dict] | None:
-    """Per-fold accuracy of ``arch`` for k-fold tasks; None when the tasks are not folds."""
-    if tasks[0].fold is None:
+def _fold_rows(records: list[Predictions], preds, arch: str) -> list[dict] | None:
+    """Per-fold accuracy of ``arch`` (pooled over replicates) for k-fold records, else None."""
+    tasks = records[0].meta["tasks"]
+    if not tasks or tasks[0]["fold"] is None:
         return None
+    r0 = records[0]
     rows = []
-    for task, o in zip(tasks, outputs, strict=True):
-        mask = arch_mask(arch, o["has_roi"])
-        pred = o.get(arch)
-        paths = {
-            k: str(ck.path)
-            for k, ck in (("global", task.global_ck), ("roi", task.roi_ck))
-            if ck is not None
-        }
+    for i, task in enumerate(tasks):
+        in_task = r0["task"] == i
+        mask = arch_mask(arch, r0["has_roi"]) & in_task
+        paths = {k: v["path"] for k, v in task["checkpoints"].items()}
         rows.append(
             {
-                "fold": int(task.fold),
-                "accuracy": _acc(pred, o["y"], mask),
+                "fold": int(task["fold"]),
+                "accuracy": _acc(preds, r0["y"], mask),
                 "n": int(mask.sum()),
-                "n_with_roi": int(o["has_roi"].sum()),
+                "n_with_roi": int((r0["has_roi"] & in_task).sum()),
                 "checkpoints": paths,
             }
         )
     return rows
 
 
-def _provenance(cell: EvalCell, tasks, env: dict, resize: dict) -> tuple[dict, list[str]]:
+def _provenance(cell: EvalCell, records: list[Predictions]) -> tuple[dict, list[str]]:
     metas: dict[str, list[dict]] = {"global": [], "roi": []}
     paths: dict[str, list[str]] = {"global": [], "roi": []}
-    for task in tasks:
-        for kind, ck in (("global", task.global_ck), ("roi", task.roi_ck)):
-            if ck is not None:
-                metas[kind].append(ck.meta)
-                paths[kind].append(str(ck.path))
+    resize: dict = {}
+    for rec in records:
+        for task in rec.meta["tasks"]:
+            resize.update(task["resize"])
+            for kind, ck in task["checkpoints"].items():
+                metas[kind].append(ck["meta"])
+                paths[kind].append(str(ck["path"]))
     every = metas["global"] + metas["roi"]
     selections = sorted({str(m.get("selection")) for m in every})
     warnings = []
@@ -128,9 +124,11 @@ def _provenance(cell: EvalCell, tasks, env: dict, resize: dict) -> tuple[dict, l
     trained_on = sorted({str(m.get("dataset")) for m in every if m.get("dataset")})
     if trained_on and trained_on != [cell.dataset]:
         warnings.append(f"checkpoints say dataset {trained_on}, the cell says {cell.dataset!r}")
+    env = records[0].meta["env"]
+    n_tasks = len(records[0].meta["tasks"])
     prov = {
         "checkpoints": {k: v[0] for k, v in metas.items() if v},
-        "fold_checkpoints": {k: v for k, v in metas.items() if len(v) > 1} or None,
+        "fold_checkpoints": {k: v[:n_tasks] for k, v in metas.items() if n_tasks > 1 and v} or None,
         "checkpoint_paths": {k: v for k, v in paths.items() if v},
         "selection": "test" if "test" in selections else "/".join(selections),
         "selected_on_test": "test" in selections,
@@ -142,45 +140,201 @@ def _provenance(cell: EvalCell, tasks, env: dict, resize: dict) -> tuple[dict, l
         "fusion_weights": cell.fusion_weights,
         "global_input": sorted({str(m.get("global_input", "aligned")) for m in metas["global"]}),
         "input_resize": {k: v for k, v in resize.items() if v[0] != v[1]},
-        "prepared": str(Path(cell.prepared)),
+        "prepared": records[0].meta["prepared"],
+        "predictions": [str(r.path) for r in records if r.path is not None],
         "device": env.get("device"),
     }
     return prov, warnings
 
 
-def assemble_result(cell: EvalCell, data, tasks, outputs, lmap: dict, env: dict) -> dict:
-    """The result dict of one cell from every task's predictions (see the module docstring)."""
-    scored, arch = lmap["scored"], cell.arch
-    y, has_roi = _pool(outputs, "y"), _pool(outputs, "has_roi").astype(bool)
-    preds = {a: _pool(outputs, a) for a in ("global", "roi", "fused")}
+def _headline(y, preds, mask, scored, cell: EvalCell) -> dict:
+    """summarize() of the cell's arch; over several replicates the matrix is summed over them,
+    ``n_images`` counts images once and the interval resamples images (seed-mean accuracy)."""
+    n_seeds = preds.shape[0]
+    if n_seeds == 1:
+        return metrics.summarize(y[mask], preds[0][mask], scored, cell.bootstrap, cell.seed)
+    pooled = np.tile(y[mask], n_seeds), preds[:, mask].ravel()
+    out = metrics.summarize(*pooled, scored, 0, cell.seed)
+    correct = preds[:, mask] == y[mask]
+    out["n_images"] = int(mask.sum())
+    out["accuracy_ci95"] = metrics.bootstrap_replicates(correct, cell.bootstrap, cell.seed)
+    return out
+
+
+def _replicates(records, y, preds, mask, scored) -> dict | None:
+    if len(records) == 1:
+        return None
+    per = [metrics.summarize(y[mask], p[mask], scored, 0) for p in preds]
+    acc = [s["accuracy"] for s in per]
+    mean, std = metrics.fold_summary(acc)
+    return {
+        "seeds": [r.meta.get("seed") for r in records],
+        "accuracy": acc,
+        "mean": mean,
+        "std": std,
+        "mean_class_accuracy": [s["mean_class_accuracy"] for s in per],
+        "macro_f1": [s["macro_f1"] for s in per],
+        "predictions": [str(r.path) if r.path else None for r in records],
+    }
+
+
+PAIRS = (("fused", "global"), ("fused", "roi"), ("roi", "global"))
+
+
+def paired_table(records, preds: dict, cell: EvalCell) -> list[dict]:
+    """Accuracy differences a − b of each pair of archs on the images both are scored on (the
+    ROI subset where ``roi`` is one), pooled over replicates (docs/design.md "Paired tests")."""
+    r0 = records[0]
+    y, has_roi = r0["y"], r0["has_roi"]
+    groups = r0["group"]
+    groups = groups if (groups != "").all() and len(np.unique(groups)) > 1 else None
+    out = []
+    for a, b in PAIRS:
+        if preds[a] is None or preds[b] is None:
+            continue
+        mask = has_roi if "roi" in (a, b) else np.ones_like(has_roi)
+        if not mask.any():
+            continue
+        res = metrics.paired_difference(
+            preds[a][:, mask] == y[mask],
+            preds[b][:, mask] == y[mask],
+            None if groups is None else groups[mask],
+            cell.bootstrap,
+            cell.seed,
+        )
+        out.append({"a": a, "b": b, "subset": "roi" if "roi" in (a, b) else "all"} | res)
+    return out
+
+
+FUSION_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # w_roi; w_global = 1 − w_roi
+
+
+def choose_fusion(record: Predictions, fixed_roi: float) -> tuple[float, float, int]:
+    """(w_roi, validation accuracy, n) of the grid weight with the best fused accuracy on a
+    validation record; ties go to the weight nearest ``fixed_roi``, then to the smaller."""
+    y = record["y"]
+    best = None
+    for w in FUSION_GRID:
+        pred = record.predicted("fused", {"roi": w, "global": 1.0 - w})
+        acc = float(np.mean(pred == y))
+        key = (-acc, abs(w - fixed_roi), w)
+        if best is None or key < best[0]:
+            best = (key, w, acc)
+    return best[1], best[2], len(y)
+
+
+def validated_fusion(cell: EvalCell, records, validation, base) -> dict | None:
+    """The fused cell with the weight chosen on each replicate's validation rows, beside the
+    fixed one: per seed the weight, its validation accuracy and the test accuracy."""
+    if cell.arch != "fused" or not validation:
+        return None
+    by_seed = {v.meta.get("seed"): v for v in validation}
+    if len(by_seed) != len(validation) or set(by_seed) != {r.meta.get("seed") for r in records}:
+        raise FerError(
+            f"validation records of seeds {sorted(map(str, by_seed))} do not match the "
+            f"prediction records' {sorted(str(r.meta.get('seed')) for r in records)}"
+        )
+    total = cell.fusion[0] + cell.fusion[1]
+    fixed_roi = cell.fusion[0] / total
+    reasons = sorted({v.meta.get("reason") for v in validation if v.meta.get("reason")})
+    if reasons or any(len(v) == 0 for v in validation):
+        return {
+            "grid": list(FUSION_GRID),
+            "per_seed": [],
+            "accuracy": None,
+            "accuracy_ci95": None,
+            "paired_vs_global": None,
+            "reason": "; ".join(reasons) or "no validation rows",
+        }
+    per_seed, preds = [], []
+    y = records[0]["y"]
+    for rec in records:
+        val = by_seed[rec.meta.get("seed")]
+        w, val_acc, n_val = choose_fusion(val, fixed_roi)
+        pred = rec.predicted("fused", {"roi": w, "global": 1.0 - w})
+        preds.append(pred)
+        per_seed.append(
+            {
+                "seed": rec.meta.get("seed"),
+                "weights": {"roi": w, "global": round(1.0 - w, 2)},
+                "val_accuracy": val_acc,
+                "n_val": n_val,
+                "accuracy": float(np.mean(pred == y)),
+                "validation": str(val.path) if val.path else None,
+            }
+        )
+    preds = np.stack(preds)
+    correct = preds == y
+    boot = (
+        metrics.bootstrap_ci(int(correct.sum()), correct.size, cell.bootstrap, cell.seed)
+        if len(records) == 1
+        else metrics.bootstrap_replicates(correct, cell.bootstrap, cell.seed)
+    )
+    r0 = records[0]
+    groups = r0["group"] if (r0["group"] != "").all() and len(np.unique(r0["group"])) > 1 else None
+    vs_global = None
+    if base["global"] is not None:
+        vs_global = metrics.paired_difference(
+            correct, base["global"] == y, groups, cell.bootstrap, cell.seed
+        )
+    return {
+        "grid": list(FUSION_GRID),
+        "per_seed": per_seed,
+        "accuracy": float(correct.mean()),
+        "accuracy_ci95": boot,
+        "paired_vs_global": vs_global,
+        "reason": None,
+    }
+
+
+def score(cell: EvalCell, records: list[Predictions], validation: list[Predictions]) -> dict:
+    """The result dict of one cell from its prediction records (one per replicate seed)."""
+    check_same_rows(records)
+    r0 = records[0]
+    lmap = r0.meta["label_map"]
+    scored, arch, w = lmap["scored"], cell.arch, cell.fusion_weights
+    y, has_roi = r0["y"], r0["has_roi"]
+    where = Path(r0.meta["prepared"]) / "index.csv"
     if len(y) == 0:
         raise FerError(
-            f"{data.root / 'index.csv'}: no image of {cell.target} to score "
-            f"(within={cell.within}, scored classes {scored})"
+            f"{where}: no image of {cell.target} to score "
+            f"(rows={r0.meta['rows']}, scored classes {scored})"
         )
+    if cell.protocol != r0.meta["protocol"]:
+        raise FerError(
+            f"{r0.where}: scored with protocol {r0.meta['protocol']!r}, the cell asks for "
+            f"{cell.protocol!r}; rerun `fer infer --protocol {cell.protocol}`"
+        )
+    preds = {}
+    for a in ("global", "roi", "fused"):
+        each = [rec.predicted(a, w) for rec in records]
+        preds[a] = None if any(p is None for p in each) else np.stack(each)
+    if preds[arch] is None:
+        kinds = ", ".join(k for k in NEEDS[arch] if preds[k if k != "fused" else "global"] is None)
+        raise FerError(f"{r0.where}: arch {arch} needs the {kinds or 'both'} model's logits")
     mask = arch_mask(arch, has_roi)
     if not mask.any():
         raise FerError(
-            f"{data.root / 'index.csv'}: none of the {len(y)} scored images has ROIs "
+            f"{where}: none of the {len(y)} scored images has ROIs "
             "(has_roi), so the Global-ROI Net cannot be scored"
         )
     result = {
         "schema_version": SCHEMA_VERSION,
         "dataset": cell.dataset,
         "target": cell.target,
-        "adapters": adapters(cell, data, tasks),
+        "adapters": adapters(cell, r0),
         "arch": arch,
-        "protocol": cell.protocol,
-        "within": bool(cell.within),
+        "protocol": r0.meta["protocol"],
+        "within": r0.meta["rows"] == "within",
         "classes": scored,
         "label_map": lmap,
     }
-    result |= metrics.summarize(y[mask], preds[arch][mask], scored, cell.bootstrap, cell.seed)
+    result |= _headline(y, preds[arch], mask, scored, cell)
     full = np.ones_like(has_roi)
     result |= {
         "n_scored": int(len(y)),
         "n_with_roi": int(has_roi.sum()),
-        "excluded": excluded_counts(outputs),
+        "excluded": excluded_counts(r0),
         "roi_subset": {
             "n": int(has_roi.sum()),
             "accuracy": {a: _acc(p, y, has_roi) for a, p in preds.items()},
@@ -188,29 +342,37 @@ def assemble_result(cell: EvalCell, data, tasks, outputs, lmap: dict, env: dict)
         "full_set_accuracy": None if arch == "roi" else _acc(preds[arch], y, full),
         "ferplus": None,
     }
-    votes = votes_matrix(data, _pool(outputs, "rows"), scored)
-    if votes is not None:
-        result["ferplus"] = metrics.ferplus_accuracies(y[mask], preds[arch][mask], votes[mask])
-    folds = _fold_rows(tasks, outputs, arch)
+    if r0.has("votes"):
+        n_seeds = len(records)
+        result["ferplus"] = metrics.ferplus_accuracies(
+            np.tile(y[mask], n_seeds),
+            preds[arch][:, mask].ravel(),
+            np.tile(r0["votes"][mask], (n_seeds, 1)),
+        )
+    folds = _fold_rows(records, preds[arch], arch)
     mean, std = metrics.fold_summary([f["accuracy"] for f in folds]) if folds else (None, None)
     result |= {"folds": folds, "fold_mean": mean, "fold_std": std}
-    resize = {k: v for o in outputs for k, v in o["resize"].items()}
-    prov, warnings = _provenance(cell, tasks, env, resize)
+    result["replicates"] = _replicates(records, y, preds[arch], mask, scored)
+    result["paired"] = paired_table(records, preds, cell)
+    result["validated_fusion"] = validated_fusion(cell, records, validation, preds)
+    prov, warnings = _provenance(cell, records)
     if arch == "roi":
         warnings.append(f"roi is scored on the ROI subset only: {int(mask.sum())} of {len(y)}")
     result |= {
         "provenance": prov,
-        "synthetic": bool(data.summary.get("synthetic", False)),
+        "synthetic": bool(r0.meta["synthetic"]),
         "warnings": warnings,
     }
+    validate_result(result)
     return result
 
 
-def adapters(cell: EvalCell, data, tasks) -> dict[str, str]:
+def adapters(cell: EvalCell, record: Predictions) -> dict[str, str]:
     """The adapters behind the trained set's and the target's names (report lookups)."""
-    metas = [ck.meta for t in tasks for ck in (t.global_ck, t.roi_ck) if ck is not None]
+    metas = [ck["meta"] for t in record.meta["tasks"] for ck in t["checkpoints"].values()]
     trained = next((m["adapter"] for m in metas if m.get("adapter")), None)
-    return {"dataset": trained or cell.dataset, "target": data.adapter or cell.target}
+    target = record.meta["target_adapter"] or cell.target
+    return {"dataset": trained or cell.dataset, "target": target}
 
 
 def label_map(classes: list[str], data: PreparedData, target: str, protocol: str, ck) -> dict:

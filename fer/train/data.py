@@ -114,27 +114,34 @@ def is_kfold(data: PreparedData) -> bool:
     return bool((data.index["fold"].astype(int) >= 0).any())
 
 
-def build_splits(data: PreparedData, arch: str, recipe: Recipe, fold: int | None):
-    """(train, val) :class:`Split` for ``arch``; ``val`` is the test split when selecting on test.
+def carve(data: PreparedData, fold: int | None, selection: str, val_fraction: float, seed: int):
+    """(train rows, selection rows) of a training run, before the Global-ROI Net's ROI filter.
 
-    Global-ROI trains and validates on rows with ROIs only; the Global Net on all usable rows.
+    ``fold``: the held-out fold of a k-fold set (its training part is every other fold), else
+    None (the set's own splits). Selection rows: the ``val`` split, or for a fold the seeded group
+    carve of its training part (``val_fraction``, ``seed + fold``); with ``selection: test`` the
+    test split (or the fold itself). ``fer infer --rows val`` scores the same rows.
     """
-    with_roi = True if arch == "roi" else None
     where = data.root / "index.csv"
     if fold is not None:
         if not is_kfold(data):
             raise FerError(f"{where}: --fold {fold} given but the data set has no k-fold indices")
         train = data.rows(split="train", fold=fold)
-        if recipe.selection == "test":
-            val = data.rows(fold=fold)
-        else:
-            train, val = hold_out_groups(data, train, recipe.val_fraction, recipe.seed + fold)
-    else:
-        if is_kfold(data):
-            raise FerError(f"{where}: the data set is k-fold; pass --fold K")
-        train = data.rows(split="train")
-        val = data.rows(split="val" if recipe.selection == "val" else "test")
-    if with_roi:
+        if selection == "test":
+            return train, data.rows(fold=fold)
+        return hold_out_groups(data, train, val_fraction, seed + fold)
+    if is_kfold(data):
+        raise FerError(f"{where}: the data set is k-fold; pass --fold K")
+    return data.rows(split="train"), data.rows(split="val" if selection == "val" else "test")
+
+
+def build_splits(data: PreparedData, arch: str, recipe: Recipe, fold: int | None):
+    """(train, val) :class:`Split` for ``arch``; ``val`` is the test split when selecting on test.
+
+    Global-ROI trains and validates on rows with ROIs only; the Global Net on all usable rows.
+    """
+    train, val = carve(data, fold, recipe.selection, recipe.val_fraction, recipe.seed)
+    if arch == "roi":
         has_roi = data.index["has_roi"].astype(int).to_numpy() == 1
         train, val = train[has_roi[train]], val[has_roi[val]]
     val_name = "val" if recipe.selection == "val" else "test"

@@ -1,0 +1,62 @@
+"""The ``fer infer`` command line: run both models once over a prepared target and write the
+prediction record (:mod:`fer.evaluate.records`) every table cell of it is scored from."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fer import cliargs
+from fer.errors import FerError
+from fer.evaluate import Target, infer
+from fer.evaluate.cli import add_model_args
+from fer.progress import say
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """The ``fer infer`` command line."""
+    p = cliargs.parser(
+        "fer infer",
+        "Run a trained Global Net and Global-ROI Net once over a prepared target and write the "
+        "per-image record (path, label, ROI status, both models' logits) that `fer evaluate "
+        "--predictions` scores the global, roi and fused cells from.",
+    )
+    p.add_argument("--dataset", required=True, help="data set the models were trained on")
+    p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
+    add_model_args(p)
+    val = (
+        "score the rows each checkpoint pair was selected on (the trained set's validation "
+        "carve, from the checkpoints' recipes) instead: what the fusion weight is chosen on"
+    )
+    p.add_argument("--validation", action="store_true", help=val)
+    p.add_argument("--out", required=True, type=Path, help="record to write (.npz, atomically)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``fer infer``; returns the exit status."""
+    args = get_args_parser().parse_args(argv)
+    if args.prepared is None:
+        raise FerError("--prepared is required: the target's prepared folder")
+    if args.within and args.validation:
+        raise FerError("--within and --validation choose different rows: give one")
+    rows = "val" if args.validation else "within" if args.within else "all"
+    spec = Target(
+        args.dataset,
+        args.target,
+        args.prepared,
+        tuple(args.global_ckpt),
+        tuple(args.roi_ckpt),
+        rows,
+        args.protocol,
+        args.batch_size,
+        args.device,
+        False if args.no_progress else None,
+    )
+    record = infer(spec)
+    record.save(args.out)
+    note = f" ({record.meta['reason']})" if record.meta["reason"] else ""
+    what = f"{args.dataset} → {args.target} [{rows}]: {len(record)} images"
+    say(f"{what} → {args.out}{note}", sys.stdout)
+    return 0
