@@ -51,6 +51,10 @@ def _validate(cfg):
         for target in targets:
             if target not in names:
                 _fail(f"targets.{name}: {target!r} is not a key of datasets")
+    if "validation" in names:
+        _fail(
+            "datasets: the name 'validation' is taken (results/<set>/predictions/validation.npz)"
+        )
     for name, entry in cfg["datasets"].items():
         adapter = entry.get("adapter", name)
         if adapter not in list_datasets():
@@ -87,6 +91,7 @@ wildcard_constraints:
     arch="|".join(config["archs"]),
     model="|".join(MODELS),
     fold=_folds(),
+    seed=r"\d+",
 
 
 def ds(name):
@@ -137,8 +142,36 @@ def runtime_for(base, per_kimage):
     return runtime
 
 
-def recipe(dataset, model):
-    """The merged training recipe of (data set, model), as a JSON string for `fer train`.
+def seeds(name):
+    """Replicate training seeds of a trained set: its own `seeds`, else the top-level one, else
+    [None] (one run with the recipe's seed)."""
+    return list(ds(name).get("seeds") or config.get("seeds") or [None])
+
+
+def replicates(name):
+    """(seed, folder) of each replicate: folder '' for one run (today's paths), 'seed<s>/' for
+    several."""
+    found = seeds(name)
+    if len(found) == 1:
+        return [(found[0], "")]
+    return [(s, f"seed{s}/") for s in found]
+
+
+def sub_of(wildcards):
+    """The replicate folder of a job: 'seed<s>/' for a replicate's job, else ''."""
+    return f"seed{wildcards.seed}/" if hasattr(wildcards, "seed") else ""
+
+
+def seed_of(wildcards):
+    """The training seed a job's models use (None: the recipe's)."""
+    if hasattr(wildcards, "seed"):
+        return int(wildcards.seed)
+    return seeds(wildcards.dataset)[0]
+
+
+def recipe(dataset, model, seed=None):
+    """The merged training recipe of (data set, model) for replicate `seed` (None: the
+    recipe's own), as a JSON string for `fer train`.
 
     Its `config_hash` covers only what the model depends on (recipe, data set entry,
     preprocessing), so editing an unrelated key does not retrain anything.
@@ -146,13 +179,18 @@ def recipe(dataset, model):
     merged = merged_recipe(dataset, model)
     for key in ("reference", "reference_classes"):  # the import job's, not fer train's
         merged.pop(key, None)
+    if seed is not None:
+        merged["seed"] = int(seed)
     source = merged.pop("init_from", None)
     if source:
-        merged["weights"] = init_checkpoint(dataset, source, model)
+        merged["weights"] = init_checkpoint(dataset, source, model, seed)
     if kfold(dataset):
         merged.setdefault("val_fraction", ds(dataset)["val_fraction"])
     merged["dataset"] = dataset
-    merged["config_hash"] = digest(merged, ds(dataset), config["preprocess"])
+    entry = {
+        k: v for k, v in ds(dataset).items() if k != "seeds"
+    }  # a seed's model is its own
+    merged["config_hash"] = digest(merged, entry, config["preprocess"])
     return json.dumps(merged, sort_keys=True)
 
 
@@ -176,6 +214,8 @@ def reference(dataset, model):
         _fail(
             f"{where}: a k-fold set has one model per fold, the authors' file is one model"
         )
+    if len(seeds(dataset)) > 1:
+        _fail(f"{where}: the authors' file is one model; it has no replicate seeds")
     if merged.get("init_from"):
         _fail(f"{where} and init_from: a model is either imported or fine-tuned")
     classes = merged.get("reference_classes")
@@ -221,11 +261,13 @@ def model_job(wildcards):
         return shlex.join(args)
     fold = ["--fold", wildcards.fold] if hasattr(wildcards, "fold") else []
     args = ["train", "--prepared", prepared_dir(wildcards), "--arch", model, *fold]
-    return shlex.join([*args, "--recipe", recipe(dataset, model), "--no-progress"])
+    text = recipe(dataset, model, seed_of(wildcards))
+    return shlex.join([*args, "--recipe", text, "--no-progress"])
 
 
-def init_checkpoint(dataset, source, model):
-    """The checkpoint that `init_from: <source>` fine-tunes (dataset, model) from."""
+def init_checkpoint(dataset, source, model, seed=None):
+    """The checkpoint that `init_from: <source>` fine-tunes (dataset, model) from: the source's
+    single run, or its replicate of the same seed."""
     where = f"train recipe of {dataset}/{model}: init_from"
     if source not in config["datasets"]:
         _fail(
@@ -237,12 +279,21 @@ def init_checkpoint(dataset, source, model):
         _fail(
             f"{where} {source!r} is a k-fold set (one model per fold); name a set with a test split"
         )
-    return f"models/{source}/{model}.pt"
+    upstream = dict(replicates(source))
+    if len(upstream) == 1:
+        return f"models/{source}/{next(iter(upstream.values()))}{model}.pt"
+    if seed not in upstream:
+        _fail(
+            f"{where} {source!r} has replicate seeds {sorted(upstream)}; seed {seed} of "
+            f"{dataset} has no model to start from (give both sets the same seeds, or the source one)"
+        )
+    return f"models/{source}/{upstream[seed]}{model}.pt"
 
 
 def init_inputs(wildcards):
     """The upstream checkpoint of a fine-tuned model (`init_from`), else nothing."""
-    weights = json.loads(recipe(wildcards.dataset, wildcards.model)).get("weights", "")
+    text = recipe(wildcards.dataset, wildcards.model, seed_of(wildcards))
+    weights = json.loads(text).get("weights", "")
     return (
         [weights] if weights.startswith("models/") and weights.endswith(".pt") else []
     )
@@ -262,22 +313,69 @@ def kfold(name):
     return ds(name).get("kfold")
 
 
-def checkpoints(dataset, model):
-    """The checkpoint(s) of a trained model: one per fold for k-fold data sets."""
+def checkpoints(dataset, model, sub=""):
+    """The checkpoint(s) of a trained model in replicate folder `sub`: one per fold for k-fold
+    data sets."""
     k = kfold(dataset)
     if k:
-        return [f"models/{dataset}/{model}.fold{i}.pt" for i in range(k)]
-    return [f"models/{dataset}/{model}.pt"]
+        return [f"models/{dataset}/{sub}{model}.fold{i}.pt" for i in range(k)]
+    return [f"models/{dataset}/{sub}{model}.pt"]
+
+
+def predict_inputs(wildcards):
+    """A prediction record's inputs: the scored set's prepared data and both models of the
+    replicate (`fer infer`); the validation record scores the trained set itself."""
+    dataset = wildcards.dataset
+    if dataset not in config["train_on"]:
+        raise ValueError(f"{dataset!r} is not in train_on")
+    sub = sub_of(wildcards)
+    return {
+        "prepared": f"{prepared_dir(wildcards)}/index.csv",
+        "global_ckpt": checkpoints(dataset, "global", sub),
+        "roi_ckpt": checkpoints(dataset, "roi", sub),
+    }
+
+
+def infer_rows(wildcards):
+    """Which rows `fer infer` scores: the validation carve, the test split (or folds) within a
+    set, every row across sets."""
+    if not hasattr(wildcards, "target"):
+        return "--validation"
+    return "--within" if wildcards.dataset == wildcards.target else ""
+
+
+def records(dataset, target):
+    """The prediction records of (trained set, target): one per replicate seed."""
+    return [
+        f"results/{dataset}/{sub}predictions/{target}.npz"
+        for _, sub in replicates(dataset)
+    ]
+
+
+def validation_records(dataset):
+    return [
+        f"results/{dataset}/{sub}predictions/validation.npz"
+        for _, sub in replicates(dataset)
+    ]
 
 
 def evaluate_inputs(wildcards):
+    """A cell's prediction records, and for a fused cell with `fusion_search` the trained set's
+    validation records."""
     if wildcards.dataset not in config["train_on"]:
         raise ValueError(f"{wildcards.dataset!r} is not in train_on")
-    return {
-        "prepared": f"resources/{wildcards.target}/prepared/index.csv",
-        "global_ckpt": checkpoints(wildcards.dataset, "global"),
-        "roi_ckpt": checkpoints(wildcards.dataset, "roi"),
-    }
+    out = {"predictions": records(wildcards.dataset, wildcards.target)}
+    if wildcards.arch == "fused" and config["evaluate"]["fusion_search"]:
+        out["validation"] = validation_records(wildcards.dataset)
+    return out
+
+
+def validation_flag(wildcards, input):
+    return (
+        f"--validation {' '.join(input.validation)}"
+        if "validation" in input.keys()
+        else ""
+    )
 
 
 def result_cells():
@@ -298,24 +396,42 @@ def cells_json():
     keys = ("dataset", "target", "arch", "path")
     return json.dumps(
         [
-            dict(zip(keys, cell)) | {"within": cell[0] == cell[1]}
+            dict(zip(keys, cell))
+            | {
+                "within": cell[0] == cell[1],
+                "predictions": records(cell[0], cell[1]),
+                "prepared": f"resources/{cell[1]}/prepared",
+            }
             for cell in result_cells()
         ]
     )
 
 
 def trained_models():
-    return [c for d in config["train_on"] for m in MODELS for c in checkpoints(d, m)]
+    return [
+        c
+        for d in config["train_on"]
+        for _, sub in replicates(d)
+        for m in MODELS
+        for c in checkpoints(d, m, sub)
+    ]
 
 
 def pair_inputs(wildcards):
-    """Both models' checkpoints of a data set (every fold's for a k-fold one)."""
-    return [c for m in MODELS for c in checkpoints(wildcards.dataset, m)]
+    """Both models' checkpoints of a data set's replicate (every fold's for a k-fold one)."""
+    return [
+        c for m in MODELS for c in checkpoints(wildcards.dataset, m, sub_of(wildcards))
+    ]
 
 
 def predictors(wildcards=None):
-    """models/{dataset}/fusion.json of every trained pair: what `fer predict --models` reads."""
-    return [f"models/{d}/fusion.json" for d in config["train_on"]]
+    """models/{dataset}[/seed{s}]/fusion.json of every trained pair: what `fer predict
+    --models` reads."""
+    return [
+        f"models/{d}/{sub}fusion.json"
+        for d in config["train_on"]
+        for _, sub in replicates(d)
+    ]
 
 
 def histories(wildcards=None):
@@ -363,9 +479,13 @@ def expected_benchmarks():
     """Benchmark files of the jobs behind the report (those present are read at run time)."""
     files = [f"benchmarks/prepare_faces/{d}.tsv" for d in prepared_datasets()]
     for ckpt in trained_models():
-        dataset, name = ckpt.split("/")[1:3]
-        step = "train_fold" if ".fold" in name else "train_model"
-        files.append(f"benchmarks/{step}/{dataset}/{name.removesuffix('.pt')}.tsv")
+        where = ckpt.removeprefix("models/").removesuffix(".pt")
+        step = "train_fold" if ".fold" in where else "train_model"
+        step += "_seed" if "/seed" in where else ""
+        files.append(f"benchmarks/{step}/{where}.tsv")
+    for d, t, _, _ in result_cells():
+        for _, sub in replicates(d):
+            files.append(f"benchmarks/predict_target/{d}/{sub}{t}.tsv")
     files += [
         f"benchmarks/evaluate_cell/{d}/{t}_{a}.tsv" for d, t, a, _ in result_cells()
     ]
@@ -378,12 +498,14 @@ def check_recipes():
     for dataset in config["train_on"]:
         for model in MODELS:
             reference(dataset, model)
-            try:
-                recipes.Recipe.from_json(
-                    recipe(dataset, model), f"train recipe of {dataset}/{model}"
-                )
-            except FerError as exc:
-                _fail(str(exc))
+            for seed in seeds(dataset):
+                try:
+                    recipes.Recipe.from_json(
+                        recipe(dataset, model, seed),
+                        f"train recipe of {dataset}/{model}",
+                    )
+                except FerError as exc:
+                    _fail(str(exc))
 
 
 check_recipes()
@@ -398,7 +520,7 @@ def imagenet_missing(models=None):
     users = [
         f"{d}/{m}"
         for d, m in sorted(set(models))
-        if json.loads(recipe(d, m)).get("weights") == "imagenet"
+        if json.loads(recipe(d, m, seeds(d)[0])).get("weights") == "imagenet"
     ]
     path = imagenet.cache_path()
     if not users or path.is_file():
@@ -416,7 +538,7 @@ def stop_without_imagenet():
         models = [
             (job.wildcards.dataset, job.wildcards.model)
             for job in jobs
-            if job.rule.name in ("train_model", "train_fold")
+            if job.rule.name.startswith(("train_model", "train_fold"))
         ]
     except AttributeError:  # another Snakemake's DAG: check every model
         models = None

@@ -38,6 +38,29 @@ use rule train_model as train_fold with:
         "benchmarks/train_fold/{dataset}/{model}.fold{fold}.tsv"
 
 
+# Replicate seeds (config `seeds`): the same jobs, one folder per seed.
+use rule train_model as train_model_seed with:
+    output:
+        ckpt="models/{dataset}/seed{seed}/{model}.pt",
+        history="models/{dataset}/seed{seed}/{model}.history.csv",
+        run="models/{dataset}/seed{seed}/{model}.run.json",
+    log:
+        "logs/train_model/{dataset}/seed{seed}/{model}.log",
+    benchmark:
+        "benchmarks/train_model_seed/{dataset}/seed{seed}/{model}.tsv"
+
+
+use rule train_model as train_fold_seed with:
+    output:
+        ckpt="models/{dataset}/seed{seed}/{model}.fold{fold}.pt",
+        history="models/{dataset}/seed{seed}/{model}.fold{fold}.history.csv",
+        run="models/{dataset}/seed{seed}/{model}.fold{fold}.run.json",
+    log:
+        "logs/train_fold/{dataset}/seed{seed}/{model}.fold{fold}.log",
+    benchmark:
+        "benchmarks/train_fold_seed/{dataset}/seed{seed}/{model}.fold{fold}.tsv"
+
+
 # A trained pair as one predictor: fusion.json (the fused logits' weights, both checkpoints'
 # sha256) in its models folder, where `fer predict --models` and `fer export` find it.
 rule pair_models:
@@ -51,7 +74,9 @@ rule pair_models:
     conda:
         "../envs/fer.yaml"
     params:
-        folder=lambda wildcards: f"models/{wildcards.dataset}",
+        folder=lambda wildcards: f"models/{wildcards.dataset}/{sub_of(wildcards)}".rstrip(
+            "/"
+        ),
         weights=lambda wildcards: (
             f"roi={config['evaluate']['fusion_roi']},"
             f"global={config['evaluate']['fusion_global']}"
@@ -59,3 +84,10 @@ rule pair_models:
     shell:
         "fer --log {log} pair --models {params.folder} --fusion-weights {params.weights}"
         " --source 'workflow config: evaluate.fusion_roi, evaluate.fusion_global'"
+
+
+use rule pair_models as pair_models_seed with:
+    output:
+        "models/{dataset}/seed{seed}/fusion.json",
+    log:
+        "logs/pair_models/{dataset}/seed{seed}.log",
