@@ -58,6 +58,30 @@ def confusion_figure(classes: list[str], counts: list[list[float]], cell: int = 
     }
 
 
+NEG, POS = (178, 34, 34), (26, 120, 60)
+
+
+def _diverging(v: float) -> str:
+    hi = POS if v >= 0 else NEG
+    v = min(abs(v), 1.0)
+    r, g, b = (round(255 + (h - 255) * v) for h in hi)
+    return f"rgb({r},{g},{b})"
+
+
+def difference_figure(classes: list[str], diff: list[list[float]], cell: int = 46) -> dict:
+    """Layout of a difference of two confusion matrices (counts): green where the first has
+    more, red where fewer; the diagonal is what the first gets right more often."""
+    fig = confusion_figure(classes, [[abs(v) for v in row] for row in diff], cell)
+    peak = max((abs(v) for row in diff for v in row), default=0.0) or 1.0
+    flat = [v for row in diff for v in row]
+    for c, v in zip(fig["cells"], flat, strict=True):
+        c["fill"] = _diverging(v / peak)
+        c["ink"] = "#ffffff" if abs(v) / peak > 0.6 else "#1b1b1b"
+        c["pct"] = "0" if v == 0 else f"{v:+g}".replace("-", "−")
+        c["count"] = ""
+    return fig
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [lo, hi]."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
@@ -91,6 +115,7 @@ class LinePlot:
     x_ticks: list[dict] = field(default_factory=list)
     y_ticks: list[dict] = field(default_factory=list)
     series: list[dict] = field(default_factory=list)
+    marks: list[dict] = field(default_factory=list)  # vertical lines: {pos, label, kind}
 
     @property
     def plot_box(self) -> dict:
@@ -104,8 +129,10 @@ def line_plot(
     series: dict[str, list[float]],
     scale: float = 1.0,
     y_floor: float | None = None,
+    marks: list[tuple[float, str, str]] = (),
 ) -> LinePlot:
-    """Lay out a line chart of ``series`` (name -> values per x) with values times ``scale``."""
+    """Lay out a line chart of ``series`` (name -> values per x) with values times ``scale``;
+    ``marks``: (x, label, kind) vertical lines (the chosen epoch, LR steps)."""
     plot = LinePlot(title)
     box = plot.plot_box
     values = [v * scale for vs in series.values() for v in vs if math.isfinite(v)]
@@ -122,6 +149,11 @@ def line_plot(
         return box["y"] + box["h"] - (y - y0) / ((y1 - y0) or 1) * box["h"]
 
     plot.x_ticks = [{"pos": px(t), "label": _fmt(t)} for t in xt]
+    plot.marks = [
+        {"pos": px(x), "label": label, "kind": kind}
+        for x, label, kind in marks
+        if math.isfinite(x) and x0 <= x <= x1
+    ]
     plot.y_ticks = [{"pos": py(t), "label": _fmt(t)} for t in yt]
     for name, vs in series.items():
         runs, cur = [], []
@@ -145,14 +177,29 @@ def line_plot(
     return plot
 
 
-def history_plots(rows: list[dict[str, float]]) -> list[LinePlot]:
-    """Loss and accuracy (%) per epoch, train and validation, from a history's rows."""
+def lr_steps(rows: list[dict[str, float]]) -> list[float]:
+    """Epochs whose learning rate differs from the epoch before (the LR milestones)."""
+    lrs = [(r["epoch"], r.get("lr", math.nan)) for r in rows]
+    return [
+        e
+        for (_, prev), (e, lr) in zip(lrs, lrs[1:], strict=False)
+        if math.isfinite(prev) and math.isfinite(lr) and not math.isclose(lr, prev)
+    ]
+
+
+def history_plots(rows: list[dict[str, float]], best_epoch: float | None = None) -> list[LinePlot]:
+    """Loss and accuracy (%) per epoch, train and validation, from a history's rows; the chosen
+    epoch and the LR steps are marked."""
     xs = [r["epoch"] for r in rows]
+    marks = [(float(e), "LR step", "lr") for e in lr_steps(rows)]
+    if isinstance(best_epoch, int | float) and best_epoch > 0:
+        marks.append((float(best_epoch), "chosen", "best"))
     loss = line_plot(
         "loss",
         xs,
         {"train": [r["train_loss"] for r in rows], "val": [r["val_loss"] for r in rows]},
         y_floor=0.0,
+        marks=marks,
     )
     accs = [v for r in rows for v in (r["train_acc"], r["val_acc"]) if math.isfinite(v)]
     scale = 100.0 if accs and max(accs) <= 1.0 else 1.0
@@ -161,5 +208,6 @@ def history_plots(rows: list[dict[str, float]]) -> list[LinePlot]:
         xs,
         {"train": [r["train_acc"] for r in rows], "val": [r["val_acc"] for r in rows]},
         scale=scale,
+        marks=marks,
     )
     return [loss, acc]

@@ -10,6 +10,7 @@ import base64
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,9 @@ RESULT_OPTIONAL = {
     "provenance": {},
     "synthetic": False,
     "label_map": None,
+    "replicates": None,
+    "paired": [],
+    "validated_fusion": None,
 }
 # the history columns the report plots (needed) and reads as numbers
 HISTORY_NEEDED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc")
@@ -251,6 +255,8 @@ def load_history(path: str | Path) -> History:
     if not (isinstance(dataset, str) and isinstance(arch, str) and arch):
         raise FerError(f"{run_path}: expected the run record's dataset and arch")
     name = arch if fold is None else f"{arch}.fold{fold}"
+    if re.fullmatch(r"seed\d+", path.parent.name):  # a replicate: models/SET/seedS/ARCH...
+        name = f"{path.parent.name}/{name}"
     return History(dataset, name, path, rows, run, run_path)
 
 

@@ -12,7 +12,7 @@ from importlib import metadata
 import jinja2
 
 from fer import __version__
-from fer.report import figures, tables
+from fer.report import evidence, figures, tables
 from fer.report.inputs import Benchmark, Cell, History
 
 WALL_KEYS = ("wall_time_s", "wall_s", "wall_time", "seconds", "elapsed_s")
@@ -130,10 +130,17 @@ def _first(d: dict, keys: tuple[str, ...]):
     return next(((k, d[k]) for k in keys if k in d), (None, None))
 
 
+def _percent_fact(key: str, value):
+    """Accuracies of a run record in the report's one unit, %."""
+    if key.endswith("_acc") and isinstance(value, float) and 0 <= value <= 1:
+        return f"{100 * value:.2f} %"
+    return value
+
+
 def history_view(h: History) -> dict:
     """A model's training curves and the headline facts of its run record."""
     run = h.run or {}
-    facts = [(k, run[k]) for k in RUN_KEYS if k in run]
+    facts = [(k, _percent_fact(k, run[k])) for k in RUN_KEYS if k in run]
     wall = _first(run, WALL_KEYS)
     if wall[0]:
         facts.append(("wall time (s)", wall[1]))
@@ -143,7 +150,7 @@ def history_view(h: History) -> dict:
     selected_on_test = run.get("selected_on_test") is True or run.get("selection") == "test"
     return {
         "h": h,
-        "plots": figures.history_plots(h.rows) if h.rows else [],
+        "plots": figures.history_plots(h.rows, run.get("best_epoch")) if h.rows else [],
         "facts": facts,
         "selected_on_test": selected_on_test,
         "run_json": json.dumps(run, indent=2, default=str),
@@ -168,16 +175,28 @@ def cell_detail(view: tables.CellView) -> dict:
         "roi_share": (r.get("n_with_roi") / n)
         if isinstance(r.get("n_with_roi"), int) and n
         else None,
+        "replicates": r.get("replicates"),
+        "gallery": evidence.gallery(view.cell),
     }
 
 
+def _public(version: str) -> str:
+    """A version without its local label: ``2.14.1+cu130`` and ``2.14.1`` are one release."""
+    return str(version).split("+", 1)[0]
+
+
 def _merge_versions(sources: list[dict], mine: dict) -> list[tuple[str, list[str], str | None]]:
+    """Per package the distinct releases recorded (local labels such as ``+cu130`` do not make
+    a release differ; the fullest spelling is shown) and the report's own."""
     seen: dict[str, list[str]] = {}
     for versions in sources:
         for pkg, ver in (versions or {}).items():
             bucket = seen.setdefault(str(pkg), [])
-            if str(ver) not in bucket:
+            same = [i for i, b in enumerate(bucket) if _public(b) == _public(str(ver))]
+            if not same:
                 bucket.append(str(ver))
+            elif len(str(ver)) > len(bucket[same[0]]):
+                bucket[same[0]] = str(ver)
     names = sorted(set(seen) | set(mine))
     return [(n, seen.get(n, []), mine.get(n)) for n in names]
 
@@ -315,6 +334,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
         "fer_version": __version__,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "tables": grid,
+        "evidence": [_table_evidence(t) for t in grid],
         "details": [cell_detail(v) for v in _table_order(grid) if v.result is not None],
         "missing": [v for v in views if v.result is None],
         "on_test": on_test,
@@ -334,6 +354,21 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
         "reference": tables.reference(),
         "reference_rows": tables.reference_rows(),
     }
+
+
+def _table_evidence(table: tables.Table) -> dict:
+    """Per row of a table: its paired comparisons and validated fusion, and the fused − global
+    confusion difference."""
+    rows = []
+    for key, row in table.rows:
+        paired = evidence.paired_row(row)
+        by_arch = {v.cell.arch: v.result for v in row if v is not None and v.result is not None}
+        diff = None
+        if "fused" in by_arch and "global" in by_arch:
+            diff = evidence.confusion_difference(by_arch["fused"], by_arch["global"])
+        if paired or diff:
+            rows.append({"key": key, "paired": paired, "diff": diff})
+    return {"rows": rows}
 
 
 def render(context: dict) -> str:
