@@ -37,11 +37,17 @@ def expected_jobs(cfg: dict) -> Counter:
     used = set(cfg["train_on"]) | {t for d in cfg["train_on"] for t in cfg["targets"].get(d, [d])}
     n = Counter(build_manifest=len(used), prepare_faces=len(used), render_report=1)
     n["generate_demo"] = sum(bool(cfg["datasets"][d].get("generate")) for d in used)
+    search = (cfg.get("evaluate") or {}).get("fusion_search", True) and "fused" in archs
     for d in cfg["train_on"]:
         k = cfg["datasets"][d].get("kfold")
-        n["train_fold" if k else "train_model"] += 2 * (k or 1)  # global + roi (per fold)
-        n["evaluate_cell"] += len(cfg["targets"].get(d, [d])) * len(archs)
-        n["pair_models"] += 1  # models/{d}/fusion.json
+        seeds = cfg["datasets"][d].get("seeds") or cfg.get("seeds") or [None]
+        s, rep = len(seeds), "_seed" if len(seeds) > 1 else ""  # replicates: the _seed rules
+        targets = len(cfg["targets"].get(d, [d]))
+        n[("train_fold" if k else "train_model") + rep] += 2 * (k or 1) * s  # global + roi
+        n["evaluate_cell"] += targets * len(archs)  # a cell pools its replicates
+        n["pair_models" + rep] += s  # models/{d}[/seed{s}]/fusion.json
+        n["predict_target" + rep] += targets * s  # one prediction record per target and seed
+        n["predict_validation" + rep] += s if search else 0
     n = Counter({rule: count for rule, count in n.items() if count})
     n["total"] = sum(n.values())
     return n
@@ -76,7 +82,8 @@ def test_paper_grid_plans_every_cell_without_importing_torch(tmp_path):
     counts, proc = plan(PAPER, tmp_path, "-X", "importtime")
     cfg = yaml.safe_load(PAPER.read_text())
     assert counts == expected_jobs(cfg)
-    assert counts["evaluate_cell"] == 33 and counts["total"] == 81  # the reference's tables
+    assert counts["evaluate_cell"] == 33 and counts["predict_target"] == 11  # the reference's tables
+    assert counts["total"] == 81 + 11 + 5  # + a prediction record per row, a validation one per set
     imported = re.findall(r"^import time:.*\|\s*([\w.]+)\s*$", proc.stderr, re.MULTILINE)
     assert "snakemake" in imported  # the import log is really there
     heavy = sorted({m for m in imported if m.split(".")[0] in {"torch", "torchvision"}})
@@ -98,6 +105,22 @@ def test_demo_config_plans(tmp_path):
     counts, _ = plan(DEMO, tmp_path)
     assert counts == expected_jobs(yaml.safe_load(DEMO.read_text()))
     assert counts["generate_demo"] == 1
+
+
+def test_replicate_grid_plans_per_seed(tmp_path):
+    """`seeds: [0, 1, 2]` trains and predicts every model once per seed; the cells stay one per
+    (set, target, arch) and pool the seeds; a set's own `seeds` overrides the top level."""
+    cfg = yaml.safe_load(PAPER.read_text()) | {"seeds": [0, 1, 2]}
+    cfg["datasets"]["affectnet7"]["seeds"] = [4]
+    configfile = bench.write_config(cfg, tmp_path / "seeds.yaml")
+    (tmp_path / "work").mkdir()
+    counts, proc = plan(configfile, tmp_path / "work", args=("--printshellcmds",))
+    assert counts == expected_jobs(cfg)
+    assert counts["train_fold_seed"] == 3 * 20 and counts["evaluate_cell"] == 33
+    assert "models/ckplus/seed2/roi.fold9.pt" in proc.stdout
+    assert "results/rafdb/seed1/predictions/sfew.npz" in proc.stdout
+    assert "models/affectnet7/global.pt" in proc.stdout  # one seed keeps the single-run paths
+    assert '"seed": 4' in proc.stdout
 
 
 @pytest.mark.parametrize("profile", ["local", "slurm", "slurm-ci"])

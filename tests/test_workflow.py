@@ -48,6 +48,8 @@ def test_demo_plans():
         "build_manifest": 1,
         "prepare_faces": 1,
         "train_model": 2,
+        "predict_target": 1,  # both models once over the test split: the prediction record
+        "predict_validation": 1,  # and over the validation rows (the fused weight's choice)
         "evaluate_cell": 3,
         "pair_models": 1,  # models/demo/fusion.json
         "render_report": 1,
@@ -65,6 +67,8 @@ def test_paper_grid_plans_every_cell_without_data():
         "prepare_faces": 7,
         "train_model": 8,
         "train_fold": 20,
+        "predict_target": 11,  # one prediction record per table row
+        "predict_validation": 5,  # one validation record per trained pair
         "evaluate_cell": 33,
         "pair_models": 5,  # one fusion.json per trained pair
         "render_report": 1,
@@ -78,6 +82,8 @@ def test_single_cell_plans_exactly_its_chain():
         "build_manifest": 2,
         "prepare_faces": 2,
         "train_model": 2,
+        "predict_target": 1,
+        "predict_validation": 1,
         "evaluate_cell": 1,
     }
     assert "resources/rafdb/prepared/index.csv" in r.stdout
@@ -315,6 +321,8 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
         "prepare_faces": 2,
         "train_model": 2,
         "train_fold": 20,
+        "predict_target": 2,
+        "predict_validation": 2,
         "evaluate_cell": 6,
         "pair_models": 2,
         "render_report": 1,

@@ -424,6 +424,11 @@ def pair_inputs(wildcards):
     ]
 
 
+def models_folder(wildcards):
+    """models/{dataset}, or models/{dataset}/seed{seed} for a replicate's job."""
+    return str(Path("models", wildcards.dataset, sub_of(wildcards)))
+
+
 def predictors(wildcards=None):
     """models/{dataset}[/seed{s}]/fusion.json of every trained pair: what `fer predict
     --models` reads."""
@@ -481,11 +486,18 @@ def expected_benchmarks():
     for ckpt in trained_models():
         where = ckpt.removeprefix("models/").removesuffix(".pt")
         step = "train_fold" if ".fold" in where else "train_model"
-        step += "_seed" if "/seed" in where else ""
+        step += (
+            "_seed" if len(Path(where).parts) > 2 else ""
+        )  # SET/seedS/NAME: a replicate
         files.append(f"benchmarks/{step}/{where}.tsv")
-    for d, t, _, _ in result_cells():
+    for d in config["train_on"]:
         for _, sub in replicates(d):
-            files.append(f"benchmarks/predict_target/{d}/{sub}{t}.tsv")
+            files += [
+                f"benchmarks/predict_target/{d}/{sub}{t}.tsv"
+                for t in config["targets"].get(d, [d])
+            ]
+            where = Path("benchmarks/predict_validation", d, sub).with_suffix(".tsv")
+            files.append(str(where))
     files += [
         f"benchmarks/evaluate_cell/{d}/{t}_{a}.tsv" for d, t, a, _ in result_cells()
     ]

@@ -74,9 +74,7 @@ rule pair_models:
     conda:
         "../envs/fer.yaml"
     params:
-        folder=lambda wildcards: f"models/{wildcards.dataset}/{sub_of(wildcards)}".rstrip(
-            "/"
-        ),
+        folder=models_folder,
         weights=lambda wildcards: (
             f"roi={config['evaluate']['fusion_roi']},"
             f"global={config['evaluate']['fusion_global']}"
