@@ -82,7 +82,9 @@ def test_paper_grid_plans_every_cell_without_importing_torch(tmp_path):
     counts, proc = plan(PAPER, tmp_path, "-X", "importtime")
     cfg = yaml.safe_load(PAPER.read_text())
     assert counts == expected_jobs(cfg)
-    assert counts["evaluate_cell"] == 33 and counts["predict_target"] == 11  # the reference's tables
+    assert (
+        counts["evaluate_cell"] == 33 and counts["predict_target"] == 11
+    )  # the reference's tables
     assert counts["total"] == 81 + 11 + 5  # + a prediction record per row, a validation one per set
     imported = re.findall(r"^import time:.*\|\s*([\w.]+)\s*$", proc.stderr, re.MULTILINE)
     assert "snakemake" in imported  # the import log is really there
