@@ -33,6 +33,28 @@ def confusion(classes: list[str], n_per_class: int, correct: int) -> list[list[i
     return cm
 
 
+def paired(a: str, b: str, acc: float, n: int) -> dict:
+    """A paired comparison as metrics.paired_difference writes it (a 2-point gain)."""
+    return {
+        "a": a,
+        "b": b,
+        "subset": "roi" if "roi" in (a, b) else "all",
+        "n": n,
+        "n_units": n,
+        "unit": "images",
+        "seeds": 1,
+        "accuracy_a": acc,
+        "accuracy_b": acc - 0.02,
+        "difference": 0.02,
+        "ci95": [-0.01, 0.05],
+        "a_only": 5,
+        "b_only": 3,
+        "p_value": 0.7265625,
+        "test": "mcnemar_exact over images",
+        "p_mcnemar": [0.7265625],
+    }
+
+
 def make_result(
     dataset,
     target,
@@ -54,7 +76,7 @@ def make_result(
     dropped = [c for c in model if c not in classes]
     kinds = ("global", "roi") if arch == "fused" else (arch,)
     result = {
-        "schema_version": 1,
+        "schema_version": 2,
         "dataset": dataset,
         "target": target,
         "arch": arch,
@@ -90,6 +112,9 @@ def make_result(
         "folds": None,
         "fold_mean": None,
         "fold_std": None,
+        "replicates": None,
+        "paired": [paired(a, b, acc, n) for a, b in (("fused", "global"), ("roi", "global"))],
+        "validated_fusion": None,
         "provenance": {
             "checkpoints": {k: {"model": k, "classes": model, "selection": "val"} for k in kinds},
             "selection": "val",
