@@ -1,0 +1,114 @@
+"""Evaluation wall time of one table row (global, roi and fused cells of one trained set x target),
+before and after prediction records.
+
+Before: each cell runs both networks over the target itself (``fer evaluate --prepared
+--global-ckpt --roi-ckpt``, what every ``evaluate_cell`` job did): three inference passes per
+model per row. After: ``fer infer`` runs each model once into a record (plus once over the trained
+set's validation rows, for the fused weight's choice), and the three cells are scored from it
+without torch. Both paths give the same accuracies; the script checks it. Both run in this one
+process after a warm-up pass, so the figures leave out what the workflow's separate jobs also
+paid before (importing torch and loading the checkpoints three times per row).
+
+Run it in a finished workflow folder (``make report`` leaves the demo's)::
+
+    python benchmarks/bench_evaluate.py --workdir . --dataset demo
+    python benchmarks/bench_evaluate.py --workdir WORK --dataset ckplus --subdir seed0 --folds 3
+
+``--folds K`` takes a k-fold set's first K fold checkpoints (each scores its own fold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from fer import cliargs
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workdir", type=Path, default=Path("."), help="a finished workflow folder")
+    p.add_argument("--dataset", default="demo", help="the trained set (scored within itself)")
+    p.add_argument("--subdir", default="", help="replicate folder under models/SET (seedS)")
+    p.add_argument("--folds", type=cliargs.integer(1), help="k-fold: the first K folds only")
+    p.add_argument("--bootstrap", type=cliargs.integer(0), default=1000)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=cliargs.integer(1), default=os.cpu_count())
+    args = p.parse_args(argv)
+
+    import torch
+
+    from fer.evaluate import EvalCell, Target, evaluate, infer
+
+    torch.set_num_threads(args.threads)
+    os.chdir(args.workdir)
+    models = Path("models", args.dataset, args.subdir)
+    prepared = Path("resources", args.dataset, "prepared")
+    ckpts = {}
+    for kind in ("global", "roi"):
+        found = sorted(models.glob(f"{kind}.fold*.pt"), key=lambda q: int(q.stem.split("fold")[1]))
+        found = found[: args.folds] if found else [models / f"{kind}.pt"]
+        if not all(c.is_file() for c in found):
+            sys.exit(f"{found[0]}: not found; run the workflow in {args.workdir} first")
+        ckpts[kind] = tuple(found)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
+        f"{args.dataset}: {len(ckpts['global'])} checkpoint(s) per model"
+    )
+    common = {"device": args.device, "progress": False, "bootstrap": args.bootstrap}
+    warm = Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "within")
+    infer(warm)  # torch's first-call set-up is paid here, by neither side
+
+    start = time.perf_counter()
+    before = {}
+    for arch in ("global", "roi", "fused"):
+        cell = EvalCell(
+            args.dataset,
+            args.dataset,
+            arch,
+            prepared,
+            global_ckpts=ckpts["global"],
+            roi_ckpts=ckpts["roi"],
+            within=True,
+            **common,
+        )
+        before[arch] = evaluate(cell)
+    t_before = time.perf_counter() - start
+
+    start = time.perf_counter()
+    spec = Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "within")
+    record = infer(spec)
+    t_infer = time.perf_counter() - start
+    val = infer(Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "val"))
+    t_val = time.perf_counter() - start - t_infer
+    after = {}
+    for arch in ("global", "roi", "fused"):
+        cell = EvalCell(args.dataset, args.dataset, arch, records=(record,), **common)
+        after[arch] = evaluate(cell)
+    t_after = time.perf_counter() - start
+    t_score = t_after - t_infer - t_val
+
+    for arch in after:
+        same = after[arch]["confusion_matrix"] == before[arch]["confusion_matrix"]
+        if not same or after[arch]["accuracy"] != before[arch]["accuracy"]:
+            sys.exit(f"{arch}: the record's cell differs from the in-memory one")
+    n = len(record)
+    print(f"one table row of {args.dataset} ({n} images scored, {len(val)} validation rows):")
+    print(f"  before: 3 cells x both models          {t_before:8.2f} s  (6 model passes)")
+    print(
+        f"  after:  1 record {t_infer:6.2f} s + validation {t_val:5.2f} s + "
+        f"3 cells {t_score:5.2f} s = {t_after:6.2f} s  (2 + 2 model passes)"
+    )
+    print(
+        f"  speed-up {t_before / t_after:.2f}x (without the validation pass: "
+        f"{t_before / (t_infer + t_score):.2f}x); accuracies identical: "
+        + ", ".join(f"{a} {after[a]['accuracy']:.4f}" for a in after)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
