@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm-ci"
 TARGET = "reports/all.html"
 TIMEOUT_S = int(os.environ.get("FER_SLURM_TIMEOUT", "1800"))  # the whole SLURM run
-GPU_RULES = {"prepare_faces", "train_model", "evaluate_cell"}  # rules the demo runs as jobs
+# the demo's gpu=1 rules (evaluate_cell is a SLURM job too, without a GPU: it reads records)
+GPU_RULES = {"prepare_faces", "train_model", "predict_target", "predict_validation"}
 
 pytestmark = pytest.mark.slurm
 
