@@ -111,18 +111,23 @@ def test_demo_config_plans(tmp_path):
 
 def test_replicate_grid_plans_per_seed(tmp_path):
     """`seeds: [0, 1, 2]` trains and predicts every model once per seed; the cells stay one per
-    (set, target, arch) and pool the seeds; a set's own `seeds` overrides the top level."""
+    (set, target, arch) and pool the seeds; a set's own `seeds` overrides the top level. Planned
+    through the SLURM profile, unchanged: its GPU settings reach the replicates' jobs."""
     cfg = yaml.safe_load(PAPER.read_text()) | {"seeds": [0, 1, 2]}
     cfg["datasets"]["affectnet7"]["seeds"] = [4]
     configfile = bench.write_config(cfg, tmp_path / "seeds.yaml")
     (tmp_path / "work").mkdir()
-    counts, proc = plan(configfile, tmp_path / "work", args=("--printshellcmds",))
+    slurm = ("--profile", str(REPO / "profiles" / "slurm"), "--printshellcmds")
+    counts, proc = plan(configfile, tmp_path / "work", args=slurm)
     assert counts == expected_jobs(cfg)
     assert counts["train_fold_seed"] == 3 * 20 and counts["evaluate_cell"] == 33
     assert "models/ckplus/seed2/roi.fold9.pt" in proc.stdout
     assert "results/rafdb/seed1/predictions/sfew.npz" in proc.stdout
     assert "models/affectnet7/global.pt" in proc.stdout  # one seed keeps the single-run paths
     assert '"seed": 4' in proc.stdout
+    for rule in ("train_fold_seed", "predict_target_seed", "predict_validation_seed"):
+        block = proc.stdout.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
+        assert "gpu=1" in block and "gpu_model=CHANGE_ME_gpu_model" in block, rule
 
 
 @pytest.mark.parametrize("profile", ["local", "slurm", "slurm-ci"])
