@@ -388,3 +388,31 @@ def test_demo_pair_predicts_what_evaluation_scored(demo_run):
         matrix = [[int(((y == a) & (got == b)).sum()) for b in classes] for a in classes]
         assert matrix == result["confusion_matrix"], arch
         assert len(y) == result["n_images"]
+
+
+def test_demo_cells_from_records_equal_cells_scored_in_memory(demo_run):
+    """The workflow scores each cell from the prediction record (`fer infer` once per row); the
+    same cell scored the old way, both models run in memory per cell, is bit-for-bit the same."""
+    from fer.evaluate import EvalCell, evaluate
+
+    models = demo_run / "models" / "demo"
+    for arch in ("global", "roi", "fused"):
+        written = json.loads((demo_run / "results" / "demo" / f"demo_{arch}.json").read_text())
+        assert written["provenance"]["predictions"] == ["results/demo/predictions/demo.npz"]
+        cell = EvalCell(
+            "demo",
+            "demo",
+            arch,
+            demo_run / "resources/demo/prepared",
+            global_ckpts=(models / "global.pt",),
+            roi_ckpts=(models / "roi.pt",),
+            within=True,
+            bootstrap=written["provenance"]["bootstrap"],
+            device="cpu",
+            progress=False,
+        )
+        direct = evaluate(cell)
+        for key in ("accuracy", "accuracy_ci95", "confusion_matrix", "per_class", "paired"):
+            assert direct[key] == written[key], (arch, key)
+    fused = json.loads((demo_run / "results/demo/demo_fused.json").read_text())
+    assert fused["validated_fusion"]["per_seed"][0]["n_val"] > 0  # chosen on the val split
