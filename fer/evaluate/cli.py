@@ -47,9 +47,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def add_model_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+def add_model_args(p: argparse.ArgumentParser, prefix: str = "", required: bool = False) -> None:
     """The options that say which models run on which rows (``fer infer``, ``fer evaluate``)."""
-    p.add_argument("--prepared", type=Path, help=prefix + "the target's prepared folder")
+    what = prefix + "the target's prepared folder"
+    p.add_argument("--prepared", type=Path, required=required, help=what)
     for kind, name in (("global", "Global Net"), ("roi", "Global-ROI Net")):
         what = f"{prefix}{name} checkpoint(s), one per fold for a k-fold target"
         p.add_argument(f"--{kind}-ckpt", nargs="+", type=Path, default=[], help=what)

@@ -24,7 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", required=True, help="data set the models were trained on")
     p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
-    add_model_args(p)
+    add_model_args(p, required=True)
     val = (
         "score the rows each checkpoint pair was selected on (the trained set's validation "
         "carve, from the checkpoints' recipes) instead: what the fusion weight is chosen on"
@@ -37,8 +37,6 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer infer``; returns the exit status."""
     args = get_args_parser().parse_args(argv)
-    if args.prepared is None:
-        raise FerError("--prepared is required: the target's prepared folder")
     if args.within and args.validation:
         raise FerError("--within and --validation choose different rows: give one")
     rows = "val" if args.validation else "within" if args.within else "all"
