@@ -211,3 +211,18 @@ def test_scored_record_refuses_another_protocol(demo):
 def test_target_rows_value_is_checked():
     with pytest.raises(FerError, match="rows 'some'"):
         Target("a", "b", Path("p"), rows="some")
+
+
+def test_scoring_a_cell_from_records_imports_no_torch(demo, tmp_path):
+    import subprocess
+    import sys
+
+    _record(demo, 0).save(tmp_path / "p.npz")
+    code = (
+        "import sys; from fer.cli import main; "
+        f"rc = main(['evaluate', '--dataset', 'train', '--target', 'demo', '--arch', 'fused', "
+        f"'--predictions', {str(tmp_path / 'p.npz')!r}, '--out', {str(tmp_path / 'r.json')!r}]); "
+        "print(rc, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-2:] == ["0", "False"], out.stderr[-2000:]
