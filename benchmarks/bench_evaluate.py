@@ -14,7 +14,8 @@ Run it in a finished workflow folder (``make report`` leaves the demo's)::
     python benchmarks/bench_evaluate.py --workdir . --dataset demo
     python benchmarks/bench_evaluate.py --workdir WORK --dataset ckplus --subdir seed0 --folds 3
 
-``--folds K`` takes a k-fold set's first K fold checkpoints (each scores its own fold).
+``--folds K`` takes the first K folds of a k-fold set that both models have checkpoints of (each
+scores its own fold).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from fer import cliargs
 
@@ -37,66 +40,87 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=cliargs.integer(0), default=1000)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=cliargs.integer(1), default=os.cpu_count())
+    p.add_argument("--repeats", type=cliargs.integer(1), default=3, help="medians of N runs")
     args = p.parse_args(argv)
 
     import torch
 
+    from fer.contracts import MODELS
     from fer.evaluate import EvalCell, Target, evaluate, infer
 
     torch.set_num_threads(args.threads)
     os.chdir(args.workdir)
     models = Path("models", args.dataset, args.subdir)
     prepared = Path("resources", args.dataset, "prepared")
-    ckpts = {}
-    for kind in ("global", "roi"):
-        found = sorted(models.glob(f"{kind}.fold*.pt"), key=lambda q: int(q.stem.split("fold")[1]))
-        found = found[: args.folds] if found else [models / f"{kind}.pt"]
-        if not all(c.is_file() for c in found):
-            sys.exit(f"{found[0]}: not found; run the workflow in {args.workdir} first")
-        ckpts[kind] = tuple(found)
+    found = {
+        k: {int(c.stem.split("fold")[1]): c for c in models.glob(f"{k}.fold*.pt")} for k in MODELS
+    }
+    folds = sorted(set(found["global"]) & set(found["roi"]))[: args.folds]
+    if folds:  # k-fold: the first K folds both models have (each scores its own fold)
+        ckpts = {k: tuple(found[k][f] for f in folds) for k in MODELS}
+    else:
+        ckpts = {k: (models / f"{k}.pt",) for k in MODELS}
+    for path in (*ckpts["global"], *ckpts["roi"]):
+        if not path.is_file():
+            sys.exit(f"{path}: not found; run the workflow in {args.workdir} first")
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}; "
         f"{args.dataset}: {len(ckpts['global'])} checkpoint(s) per model"
+        + (f" (folds {folds})" if folds else "")
     )
     common = {"device": args.device, "progress": False, "bootstrap": args.bootstrap}
     warm = Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "within")
     infer(warm)  # torch's first-call set-up is paid here, by neither side
 
-    start = time.perf_counter()
-    before = {}
-    for arch in ("global", "roi", "fused"):
-        cell = EvalCell(
-            args.dataset,
-            args.dataset,
-            arch,
-            prepared,
-            global_ckpts=ckpts["global"],
-            roi_ckpts=ckpts["roi"],
-            within=True,
-            **common,
-        )
-        before[arch] = evaluate(cell)
-    t_before = time.perf_counter() - start
+    def old_way():
+        out = {}
+        for arch in ("global", "roi", "fused"):
+            cell = EvalCell(
+                args.dataset,
+                args.dataset,
+                arch,
+                prepared,
+                global_ckpts=ckpts["global"],
+                roi_ckpts=ckpts["roi"],
+                within=True,
+                **common,
+            )
+            out[arch] = evaluate(cell)
+        return out
 
-    start = time.perf_counter()
-    spec = Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "within")
-    record = infer(spec)
-    t_infer = time.perf_counter() - start
-    val = infer(Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "val"))
-    t_val = time.perf_counter() - start - t_infer
-    after = {}
-    for arch in ("global", "roi", "fused"):
-        cell = EvalCell(args.dataset, args.dataset, arch, records=(record,), **common)
-        after[arch] = evaluate(cell)
-    t_after = time.perf_counter() - start
-    t_score = t_after - t_infer - t_val
+    def new_way():
+        times = [time.perf_counter()]
+        record = infer(Target(args.dataset, args.dataset, prepared, *ckpts.values(), "within"))
+        times.append(time.perf_counter())
+        val = infer(Target(args.dataset, args.dataset, prepared, *ckpts.values(), "val"))
+        times.append(time.perf_counter())
+        out = {
+            arch: evaluate(EvalCell(args.dataset, args.dataset, arch, records=(record,), **common))
+            for arch in ("global", "roi", "fused")
+        }
+        times.append(time.perf_counter())
+        return out, record, val, np.diff(times)
+
+    runs_before, runs_after = [], []
+    for _ in range(args.repeats):  # alternated, so that load on the machine hits both alike
+        start = time.perf_counter()
+        before = old_way()
+        runs_before.append(time.perf_counter() - start)
+        after, record, val, parts = new_way()
+        runs_after.append(parts)
+    t_before = float(np.median(runs_before))
+    t_infer, t_val, t_score = np.median(np.stack(runs_after), axis=0).tolist()
+    t_after = t_infer + t_val + t_score
 
     for arch in after:
         same = after[arch]["confusion_matrix"] == before[arch]["confusion_matrix"]
         if not same or after[arch]["accuracy"] != before[arch]["accuracy"]:
             sys.exit(f"{arch}: the record's cell differs from the in-memory one")
     n = len(record)
-    print(f"one table row of {args.dataset} ({n} images scored, {len(val)} validation rows):")
+    print(
+        f"one table row of {args.dataset} ({n} images scored, {len(val)} validation rows), "
+        f"median of {args.repeats}:"
+    )
     print(f"  before: 3 cells x both models          {t_before:8.2f} s  (6 model passes)")
     print(
         f"  after:  1 record {t_infer:6.2f} s + validation {t_val:5.2f} s + "
