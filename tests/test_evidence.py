@@ -13,8 +13,8 @@ import pytest
 from fer.errors import FerError
 from fer.evaluate import EvalCell, Target, evaluate, metrics
 from fer.evaluate import predict as ev
-from fer.evaluate.records import Predictions
 from fer.evaluate.compare import FUSION_GRID, choose_fusion
+from fer.evaluate.records import Predictions
 from fer.prepared import open_prepared
 from tests.test_evaluate import ckpt, make_cell, tag_rows
 from tests.test_evaluate_cli import ckpts  # noqa: F401 (a fixture)
