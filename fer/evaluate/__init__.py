@@ -118,14 +118,16 @@ class EvalCell:
         """``{"roi": w, "global": w}``, as the result JSON records them."""
         return {"roi": float(self.fusion[0]), "global": float(self.fusion[1])}
 
-    def target_spec(self) -> Target:
-        """The :class:`Target` whose record this cell is scored from, when it has none."""
-        if self.prepared is None:
+    def target_spec(self, prepared: Path | None = None) -> Target:
+        """The :class:`Target` whose record this cell is scored from, when it has none
+        (``prepared``: the folder, when not the cell's own)."""
+        prepared = prepared or self.prepared
+        if prepared is None:
             raise FerError("a cell needs prediction records (--predictions) or a prepared folder")
         return Target(
             self.dataset,
             self.target,
-            Path(self.prepared),
+            Path(prepared),
             tuple(self.global_ckpts),
             tuple(self.roi_ckpts),
             "within" if self.within else "all",

@@ -1,20 +1,21 @@
-"""``fer evaluate``: score trained models on a target into one result JSON per (train set, target,
-arch) cell, following reference §4.3 and §5 (docs/design.md "Result JSON").
+"""``fer infer``: run trained models once over a target into the prediction record its cells are
+scored from (:mod:`fer.evaluate.records`), following reference §4.3 and §5.
 
-Every run computes both models' logits so that each JSON can compare the three archs on the ROI
-subset: the Global Net on every scored image, the Global-ROI Net on the images with ROIs, and their
-fusion ``w_roi·z_roi + w_global·z_global`` (raw logits, after slicing to the scored classes) where
-ROIs exist, the Global Net alone where they do not. Then
+A record holds both models' logits, after slicing to the scored classes: the Global Net on every
+scored image, the Global-ROI Net on the images with ROIs. :mod:`fer.evaluate.scoring` then fuses
+them, ``w_roi·z_roi + w_global·z_global`` where ROIs exist and the Global Net alone where they do
+not, and scores each cell:
 
 * ``global`` is scored on every image (input: the checkpoint's ``global_input`` array),
 * ``roi`` on the ROI subset only (its ``n_images`` says how many),
 * ``fused`` on every image; inside the fusion the Global Net sees ``faces.npy`` (the aligned chip,
   or the resized frame where alignment failed), exactly as the reference's ``re`` listing.
 
-Rows: ``--within`` scores the target's ``test`` split, or, for a k-fold target, checkpoint *i*
-(meta ``fold`` *i*) on the rows of fold *i* (per-fold results, their mean ± std and the pooled
-metrics). Without ``--within`` (cross-dataset) every usable row is scored by one checkpoint per
-arch; logits of model classes outside the scored classes (``fer.labels.scored_classes``) are cut
+Rows: ``--validation`` scores the rows each checkpoint pair was selected on
+(:func:`validation_tasks`); ``--within`` the target's ``test`` split, or, for a k-fold target,
+checkpoint *i* (meta ``fold`` *i*) on the rows of fold *i* (per-fold results, their mean ± std and
+the pooled metrics). Without either (cross-dataset) every usable row is scored by one checkpoint
+per arch; logits of model classes outside the scored classes (``fer.labels.scored_classes``) are cut
 before argmax and before fusion; target images with an unscored label are left out and counted in
 ``excluded``, as are unreadable images.
 
@@ -26,7 +27,6 @@ antialiased bilinear) and the result records it under ``provenance.input_resize`
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -368,5 +368,5 @@ def score_cell(cell: EvalCell, data: PreparedData, g: list[Checkpoint], r: list[
     for kind, given in (("global", g), ("roi", r)):
         if kind in NEEDS[cell.arch] and not given:
             raise FerError(f"arch {cell.arch} needs {kind} checkpoints (--{kind}-ckpt)")
-    spec = dataclasses.replace(cell.target_spec(), prepared=data.root)
-    return score(cell, [infer_loaded(spec, data, g, r)], list(cell.validation))
+    record = infer_loaded(cell.target_spec(data.root), data, g, r)
+    return score(cell, [record], list(cell.validation))
