@@ -202,8 +202,8 @@ def score(cell: EvalCell, records: list[Predictions], validation: list[Predictio
         each = [rec.predicted(a, w) for rec in records]
         preds[a] = None if any(p is None for p in each) else np.stack(each)
     if preds[arch] is None:
-        kinds = ", ".join(k for k in NEEDS[arch] if preds[k if k != "fused" else "global"] is None)
-        raise FerError(f"{r0.where}: arch {arch} needs the {kinds or 'both'} model's logits")
+        kinds = " and ".join(k for k in NEEDS[arch] if preds[k] is None)
+        raise FerError(f"{r0.where}: arch {arch} needs the {kinds} model's logits")
     mask = arch_mask(arch, has_roi)
     if not mask.any():
         raise FerError(
