@@ -396,12 +396,7 @@ def cells_json():
     keys = ("dataset", "target", "arch", "path")
     return json.dumps(
         [
-            dict(zip(keys, cell))
-            | {
-                "within": cell[0] == cell[1],
-                "predictions": records(cell[0], cell[1]),
-                "prepared": f"resources/{cell[1]}/prepared",
-            }
+            dict(zip(keys, cell)) | {"within": cell[0] == cell[1]}
             for cell in result_cells()
         ]
     )
