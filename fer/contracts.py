@@ -37,7 +37,7 @@ OPTIONAL_ARRAYS = ("original",)
 PREPARED_FILES = ("index.csv", *(f"{a}.npy" for a in ARRAYS), "params.json", "summary.json")
 # what of params.json a checkpoint records as meta["preprocess"]: how to prepare a new input
 # exactly as its training data was (fer predict); face_size / roi_size here are the stored sizes
-PREPROCESS_KEYS = ("detector", "padding", "face_size", "roi_size", "max_pixels")
+PREPROCESS_KEYS = ("detector", "padding", "face_size", "roi_size", "max_pixels", "min_face")
 MIN_SIDE = 8  # the smallest face or ROI side any stage accepts (stored arrays, model inputs)
 
 # ---- training outputs: models/{dataset}/{arch}[.fold{k}].{pt,history.csv,run.json}

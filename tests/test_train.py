@@ -273,3 +273,22 @@ def test_fine_tuning_from_a_checkpoint_of_other_classes_is_recorded(
     assert meta["init"] == init and model.num_classes == 5
     with pytest.raises(FerError, match="a 'global' checkpoint cannot initialise a 'roi' model"):
         T.main(train_args(five, tmp_path / "r.pt", arch="roi", weights=str(reference_run)))
+
+
+@pytest.mark.slow
+def test_compiled_training_gives_the_eager_losses(prepared, tmp_path):
+    """``compile: default`` (inductor on the CPU) trains to the eager losses within float
+    rounding, in fp32 without augmentation and with a small lr so that only the kernels differ.
+    Two steps: an untrained net on noise amplifies rounding (1e-5 after four steps, 1e-3 after
+    six). The Global Net only: the Global-ROI Net compiles for 5 minutes on 2 cores (the GPU
+    check, benchmarks/gpu_check.sh, compiles both)."""
+    arch = "global"
+    same = {"epochs": 1, "lr": 1e-3, "amp": "none", "augment": False, "max_steps_per_epoch": 2}
+    eager, fast = tmp_path / "eager.pt", tmp_path / "compiled.pt"
+    assert T.main(train_args(prepared, eager, arch, **same)) == 0
+    assert T.main(train_args(prepared, fast, arch, compile="default", **same)) == 0
+    for a, b in zip(history(eager), history(fast), strict=True):
+        for k in ("train_loss", "val_loss"):
+            assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-4), (k, a, b)
+    run = json.loads(fast.with_suffix(".run.json").read_text())
+    assert run["recipe"]["compile"] == "default"

@@ -141,6 +141,8 @@ class Predictor:
             padding=float(pre["padding"]),
             device=self.device.type if self.device.type == "cpu" else str(self.device),
             max_pixels=self.sampling.max_pixels,
+            # as its training data (models prepared before min_face was recorded used 20 px)
+            min_face=pre.get("min_face", 20) if self.detector == pre["detector"] else "auto",
             torch_threads=0,  # one process: the models want every thread
         )
         self.processor = Processor(self.settings)

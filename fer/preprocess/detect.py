@@ -1,6 +1,6 @@
-"""Face detection: ``mtcnn`` (facenet-pytorch, batched), ``dlib`` (HOG, as the reference),
-``none`` (the whole frame is the face: already-cropped sets) and ``given`` (the manifest's
-publisher box / landmarks, AffectNet).
+"""Face detection: ``mtcnn`` (facenet-pytorch's weights, batched: :mod:`fer.preprocess.mtcnn`),
+``dlib`` (HOG, as the reference), ``none`` (the whole frame is the face: already-cropped sets)
+and ``given`` (the manifest's publisher box / landmarks, AffectNet).
 
 Every detector answers, per image, a :class:`Detection`: one face rectangle (``x1, y1, x2, y2``
 in image pixels, or ``None``), how many faces were seen, and optional given landmarks. With several
@@ -23,6 +23,55 @@ DETECTORS = ("mtcnn", "dlib", "none", "given")
 # 170]: a square of the MTCNN width, centred lower by ~8.5 % of the MTCNN height, matches it. The
 # aligner re-runs the predictor on the aligned chip, so small offsets here do not reach the ROIs.
 MTCNN_TO_DLIB_SHIFT = 0.085
+
+MIN_FACE = 20  # facenet-pytorch's default smallest MTCNN face, in pixels, whatever the frame
+AUTO_FRACTION = 0.1  # ``auto``: the smallest face is this share of the frame's short side
+
+
+def min_face_for(setting: str | int | float, height: int, width: int) -> int:
+    """MTCNN's smallest face (pixels) in a ``height`` x ``width`` frame: ``auto`` (a tenth of
+    the short side, at least 20 px), a number of pixels (a whole number ≥ 12), or a share of the
+    short side (a number between 0 and 1)."""
+    short = min(height, width)
+    if setting == "auto":
+        return max(MIN_FACE, int(round(AUTO_FRACTION * short)))
+    try:
+        value = float(setting)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if 0 < value < 1:
+        return max(12, int(round(value * short)))
+    if value >= 12 and value == int(value):
+        return int(value)
+    raise FerError(
+        f"mtcnn min_face {setting!r}: expected 'auto', a whole number of pixels >= 12, or a "
+        "share of the frame's short side between 0 and 1"
+    )
+
+
+def check_min_face(setting):
+    """``setting`` checked as :func:`min_face_for` reads it; returned as given."""
+    min_face_for(setting, 100, 100)
+    return setting
+
+
+def parse_min_face(text: str) -> str | int | float:
+    """An argparse type for ``--min-face``: ``auto``, pixels (int) or a share (float)."""
+    import argparse
+
+    value: str | int | float = text
+    if text != "auto":
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                value = text
+    try:
+        return check_min_face(value)
+    except FerError as exc:
+        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
 
 
 @dataclass
@@ -141,15 +190,17 @@ class DlibDetector:
 
 
 class MtcnnDetector:
-    """``mtcnn``: facenet-pytorch's MTCNN (bundled weights), batched over same-size images."""
+    """``mtcnn``: facenet-pytorch's MTCNN weights and cascade (:mod:`fer.preprocess.mtcnn`),
+    batched over same-size images; ``min_face``: the smallest face searched for (``auto``: a
+    tenth of the frame's short side, at least 20 px)."""
 
     name = "mtcnn"
 
-    def __init__(self, device: str = "cpu"):
-        from facenet_pytorch import MTCNN
+    def __init__(self, device: str = "cpu", min_face="auto"):
+        from fer.preprocess.mtcnn import FastMTCNN
 
         self.device = device
-        self._mtcnn = MTCNN(keep_all=True, device=device)
+        self._mtcnn = FastMTCNN(device, min_face)
 
     def detect(self, images: list[np.ndarray], rows: list[dict]) -> list[Detection]:
         """Detect faces in batches of equal-size images; boxes are turned into dlib-like boxes."""
@@ -158,10 +209,9 @@ class MtcnnDetector:
         for i, image in enumerate(images):
             groups.setdefault(image.shape, []).append(i)
         for members in groups.values():
-            batch = np.stack([images[i] for i in members])
-            boxes, probs = self._mtcnn.detect(batch)
-            for i, found, prob in zip(members, boxes, probs, strict=True):
-                out[i] = self._to_detection(found, prob, images[i].shape)
+            found = self._mtcnn.detect(np.stack([images[i] for i in members]))
+            for i, faces in zip(members, found, strict=True):
+                out[i] = self._to_detection(faces[:, :4], faces[:, 4], images[i].shape)
         return out  # type: ignore[return-value]
 
     @staticmethod
@@ -179,8 +229,9 @@ class MtcnnDetector:
         return Detection(rects[0], len(boxes), None, rects, [float(p) for p in probs[order]])
 
 
-def make_detector(name: str, device: str = "cpu"):
-    """Build the detector called ``name`` (one of :data:`DETECTORS`) on ``device``."""
+def make_detector(name: str, device: str = "cpu", min_face="auto"):
+    """Build the detector called ``name`` (one of :data:`DETECTORS`) on ``device``
+    (``min_face``: MTCNN's smallest face, see :func:`fer.preprocess.mtcnn.min_face_for`)."""
     if name == "none":
         return WholeFrameDetector()
     if name == "given":
@@ -188,5 +239,5 @@ def make_detector(name: str, device: str = "cpu"):
     if name == "dlib":
         return DlibDetector()
     if name == "mtcnn":
-        return MtcnnDetector(device)
+        return MtcnnDetector(device, min_face)
     raise FerError(f"unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")

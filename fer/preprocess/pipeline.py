@@ -35,6 +35,9 @@ class Settings:
     # torch threads for MTCNN on CPU: 1 (parallelism comes from worker processes; several
     # threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower)
     torch_threads: int = 1
+    # MTCNN's smallest face: auto (a tenth of the frame's short side, at least 20 px), pixels, or
+    # a share of the short side (fer.preprocess.mtcnn.min_face_for)
+    min_face: str | int | float = "auto"
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Processor:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
-        self.detector = make_detector(settings.detector, settings.device)
+        self.detector = make_detector(settings.detector, settings.device, settings.min_face)
         self.aligner = Aligner(settings.face_size, settings.padding)
 
     def faces(

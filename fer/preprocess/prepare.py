@@ -37,7 +37,7 @@ from fer.data.io import MAX_PIXELS
 from fer.errors import FerError
 from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
-from fer.preprocess.detect import DETECTORS
+from fer.preprocess.detect import DETECTORS, parse_min_face
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
 from fer.progress import say
 from fer.provenance import resolve_device as resolve_torch_device
@@ -63,6 +63,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         "frame is the face: cropped sets), given (the manifest's boxes / landmarks)"
     )
     p.add_argument("--detector", default="mtcnn", choices=DETECTORS, help=detector)
+    min_face = (
+        "mtcnn's smallest face: auto (a tenth of the frame's short side, at least 20 px), "
+        "pixels (e.g. 20, facenet-pytorch's default), or a share of the short side (e.g. 0.15)"
+    )
+    p.add_argument("--min-face", type=parse_min_face, default="auto", help=min_face)
     cliargs.add_sizes(p, 224, 90, "of the stored arrays in pixels")
     padding = "dlib.get_face_chip padding"
     p.add_argument("--padding", type=cliargs.number(0), default=0.25, help=padding)
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         resolve_device(args.device, args.detector),
         args.keep_original,
         args.max_pixels,
+        min_face=args.min_face,
     )
     params = make_params(settings, digest)
     if not args.force and is_up_to_date(args.out, params):
@@ -173,6 +179,7 @@ def make_params(settings: Settings, manifest_sha256: str) -> dict:
         "keep_original": settings.keep_original,
         "max_pixels": settings.max_pixels,
         "manifest_sha256": manifest_sha256,
+        **({"min_face": settings.min_face} if settings.detector == "mtcnn" else {}),
     }
 
 

@@ -163,6 +163,14 @@ def evaluate(model, criterion, batches, step: Step) -> dict:
     return {"loss": loss_sum.item() / n, "acc": correct.item() / n}
 
 
+def compiled(model: nn.Module, mode: str) -> nn.Module:
+    """``model`` itself (``mode`` none) or a ``torch.compile`` wrapper sharing its parameters:
+    steps run through the wrapper, states are saved from ``model``."""
+    if mode == "none":
+        return model
+    return torch.compile(model, mode=None if mode == "default" else mode, dynamic=False)
+
+
 def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device):
     """The seeded model, optimizer and MultiStepLR scheduler (reference §3.1)."""
     torch.manual_seed(recipe.seed)
@@ -172,12 +180,22 @@ def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device):
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        **fused_option(device),
     )
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma
     )
     return model, optimizer, scheduler
+
+
+def fused_option(device: torch.device) -> dict:
+    """``fused=True`` for SGD on CUDA (one kernel for every parameter's update); the default
+    (foreach) elsewhere."""
+    return {"fused": True} if device.type == "cuda" else {}
 
 
 def fit(run: RunState, data, train: Split, val: Split) -> None:
@@ -188,6 +206,7 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
     train_b = Batches(data, run.arch, train, r.global_input, pin)
     val_b = Batches(data, run.arch, val, r.global_input, pin)
     val_order = np.arange(len(val))
+    model = compiled(run.model, r.compile)
     for epoch in range(run.epochs_done + 1, r.epochs + 1):
         lr = run.optimizer.param_groups[0]["lr"]
         last_good = (
@@ -208,7 +227,7 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
             batches = train_b.iterate(order, r.batch_size, r.workers, True)
             gen = run.aug_gen if r.augment else None
             stats = train_one_epoch(
-                run.model,
+                model,
                 run.criterion,
                 run.optimizer,
                 batches,
@@ -220,7 +239,7 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
             )
         run.scheduler.step()
         batches = val_b.iterate(val_order, r.eval_batch_size, r.workers)
-        ev = evaluate(run.model, run.criterion, batches, run.step)
+        ev = evaluate(model, run.criterion, batches, run.step)
         run.record(epoch, lr, stats, ev)
         save_state(run)
         say(

@@ -134,6 +134,14 @@ class Recipe:
         "bf16", "bf16 autocast (CPU AVX-512/AMX, CUDA), or none for fp32.", choices=("bf16", "none")
     )
     channels_last: bool = key(True, "channels_last memory format.")
+    compile: str = key(
+        "none",
+        "torch.compile the model with this inductor mode (none: eager). The first steps of each "
+        "input shape compile (a minute or more); the same function up to float rounding, so a "
+        "run may resume with another value.",
+        choices=("none", "default", "reduce-overhead", "max-autotune"),
+        trains=False,
+    )
     augment: bool = key(True, "The reference augmentation chain (fer.train.augment).")
     eval_batch_size: int = key(128, "Validation batch size.", minimum=1, trains=False)
     workers: int = key(2, "Read-ahead threads for batches (0: inline).", minimum=0, trains=False)

@@ -182,7 +182,10 @@ def load_state(run: RunState) -> bool:
         print(f"warning: {path} was saved for {why}; starting over", file=sys.stderr)
         return False
     run.model.load_state_dict(state["model"])
+    fused = [group.get("fused") for group in run.optimizer.param_groups]
     run.optimizer.load_state_dict(state["optimizer"])
+    for group, flag in zip(run.optimizer.param_groups, fused, strict=True):
+        group["fused"] = flag  # this device's choice (a CUDA state may resume on the CPU)
     run.epochs_done = run.resumed_from = int(state["epochs_done"])
     run.scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"])

@@ -33,6 +33,7 @@ rule prepare_faces:
     params:
         root=ds_param("root"),
         detector=ds_param("detector"),
+        min_face=ds_param("min_face"),
         face_size=config["preprocess"]["face_size"],
         roi_size=config["preprocess"]["roi_size"],
         padding=config["preprocess"]["padding"],
@@ -42,6 +43,6 @@ rule prepare_faces:
         out=prepared_dir,
     shell:
         "fer --log {log} prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
-        " --detector {params.detector} --face-size {params.face_size}"
+        " --detector {params.detector} --min-face {params.min_face} --face-size {params.face_size}"
         " --roi-size {params.roi_size} --padding {params.padding}"
         " --batch-size {params.batch_size} --max-pixels {params.max_pixels} --workers {threads} {params.keep_original}"

@@ -1,0 +1,149 @@
+"""fer's MTCNN (fer/preprocess/mtcnn.py) against facenet-pytorch's, piece by piece and on real
+faces: the batched area crops equal ``F.interpolate(..., mode="area")`` bit for bit, the NMS equal
+torchvision's and facenet-pytorch's, and the boxes facenet-pytorch's ``MTCNN.detect`` finds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from fer.cli import main as fer_main
+from fer.data.io import load_image
+from fer.errors import FerError
+from fer.preprocess import mtcnn
+from fer.preprocess.detect import min_face_for, parse_min_face
+
+
+def test_area_crops_equal_interpolate_bit_for_bit():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 70, 90), generator=gen).float()
+    table = mtcnn.summed_area(images)
+    spans = [(0, 70, 0, 90), (5, 6, 7, 8), (3, 40, 10, 11), (10, 69, 2, 88), (0, 17, 30, 33)]
+    image = torch.tensor([0, 1, 2, 1, 0])
+    box = tuple(torch.tensor(v) for v in zip(*spans, strict=True))
+    for size in (24, 48):
+        ours = mtcnn.area_crops(table, image, box, size)
+        for k, (y0, y1, x0, x1) in enumerate(spans):
+            crop = images[image[k] : image[k] + 1, :, y0:y1, x0:x1]
+            ref = (F.interpolate(crop, size=(size, size), mode="area") - 127.5) * 0.0078125
+            assert torch.equal(ours[k], ref[0]), (size, spans[k])
+
+
+def test_nms_equals_torchvision_and_facenet():
+    torchvision = pytest.importorskip("torchvision")
+    detect_face = pytest.importorskip("facenet_pytorch.models.utils.detect_face")
+    rng = np.random.default_rng(1)
+    for trial in range(20):
+        n = int(rng.integers(1, 60))
+        xy = rng.uniform(0, 80, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(5, 40, (n, 2))], 1).astype(np.float32)
+        scores = rng.uniform(0, 1, n).astype(np.float32)
+        if trial % 2:  # saturated scores: ties, as the nets give on clear faces
+            scores[: n // 2] = 1.0
+        ref = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5)
+        assert mtcnn.nms(boxes, scores, 0.5).tolist() == ref.tolist()
+        image = torch.from_numpy(rng.integers(0, 3, n))
+        both = torch.from_numpy(np.concatenate([boxes, scores[:, None]], 1))
+        ref = detect_face.batched_nms_numpy(both[:, :4], both[:, 4], image, 0.7, "Min")
+        assert mtcnn.batched_nms(both, image, 0.7, "min").tolist() == ref.tolist()
+
+
+def test_min_face_settings():
+    assert [min_face_for("auto", s, s) for s in (48, 256)] == [20, 26]
+    assert min_face_for("auto", 576, 720) == 58 and min_face_for(0.15, 576, 720) == 86
+    assert min_face_for(30, 48, 48) == 30
+    assert mtcnn.pyramid(256, 256, 26)[0] == pytest.approx(12 / 26)
+    assert len(mtcnn.pyramid(256, 256, 26)) < len(mtcnn.pyramid(256, 256, 20))
+    assert parse_min_face("0.2") == 0.2 and parse_min_face("auto") == "auto"
+    for bad in ("5", "1.5", "big", 0):
+        with pytest.raises((FerError, Exception)):
+            parse_min_face(str(bad)) if isinstance(bad, str) else min_face_for(bad, 10, 10)
+
+
+def test_fer_prepare_refuses_a_bad_min_face(capsys):
+    with pytest.raises(SystemExit):
+        fer_main(["prepare", "--manifest", "m.csv", "--root", ".", "--out", "o", "--min-face", "5"])
+    assert (
+        "argument --min-face: expected 'auto', a whole number of pixels" in capsys.readouterr().err
+    )
+
+
+def test_importing_the_detector_leaves_torchvision_and_facenet_out():
+    code = (
+        "import sys; from fer.preprocess.mtcnn import FastMTCNN; FastMTCNN();"
+        "print(sorted(m for m in ('torchvision', 'facenet_pytorch', 'torch._dynamo') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def portraits(shared: str, n: int) -> np.ndarray:
+    """JAFFE-like 256² portraits (as benchmarks/bench_preprocess.py --portraits makes them)."""
+    sys.path.insert(
+        0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks")
+    )
+    import tempfile
+    from pathlib import Path
+
+    from bench_preprocess import list_images, make_portraits
+
+    folder = make_portraits(Path(shared) / "ckplus48", Path(tempfile.mkdtemp()), n)
+    return np.stack([load_image(folder, f) for f in list_images(folder, n)])
+
+
+def fer2013(shared, n: int) -> np.ndarray:
+    root = shared / "fer2013" / "test"
+    every = sorted(str(p.relative_to(root)) for p in root.glob("*/*.jpg"))
+    picks = np.linspace(0, len(every) - 1, n).round().astype(int)
+    return np.stack([load_image(root, every[i]) for i in picks])
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+def agreement(found_per_image, reference_per_image) -> tuple[int, int, float]:
+    """(images whose boxes are equal to 1e-3 px, images with faces, worst IoU of a box with its
+    best match); the face count must be equal in every image."""
+    exact = with_faces = 0
+    worst = 1.0
+    for found, ref in zip(found_per_image, reference_per_image, strict=True):
+        found = np.zeros((0, 4)) if found is None else np.asarray(found, float)[:, :4]
+        ref = np.zeros((0, 4)) if ref is None else np.asarray(ref, float)[:, :4]
+        assert len(found) == len(ref)
+        if len(found):
+            with_faces += 1
+            exact += bool(np.abs(np.sort(found, 0) - np.sort(ref, 0)).max() < 1e-3)
+            worst = min(worst, min(max(iou(a, b) for b in ref) for a in found))
+    return exact, with_faces, worst
+
+
+@pytest.mark.parametrize("which", ["fer2013", "portraits"])
+def test_boxes_agree_with_facenet_pytorch_on_real_faces(shared_data, which):
+    """The same number of faces in every image, and boxes as close to facenet-pytorch's as
+    facenet-pytorch's are to themselves when only the batch size changes: saturated scores (1.0)
+    tie, and which of two near-equal boxes is kept then depends on float noise of the batch."""
+    facenet = pytest.importorskip("facenet_pytorch")
+    images = fer2013(shared_data, 96) if which == "fer2013" else portraits(shared_data, 48)
+    ours = mtcnn.FastMTCNN(min_face=20)
+    theirs = facenet.MTCNN(keep_all=True, min_face_size=20)
+
+    def run(detect, batch):
+        return [f for k in range(0, len(images), batch) for f in detect(images[k : k + batch])]
+
+    reference = run(lambda b: theirs.detect(b)[0], 16)
+    exact, with_faces, worst = agreement(run(ours.detect, 16), reference)
+    self_exact, _, self_worst = agreement(run(lambda b: theirs.detect(b)[0], 5), reference)
+    print(which, "exact", exact, "self", self_exact, "of", with_faces, "worst", worst, self_worst)
+    assert with_faces >= 0.8 * len(images)
+    assert exact >= min(self_exact, 0.95 * with_faces) - 0.05 * with_faces, (exact, self_exact)
+    assert worst >= min(self_worst, 0.9) - 0.1, (worst, self_worst)
