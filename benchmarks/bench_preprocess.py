@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer.contracts import ROI_NAMES  # noqa: E402
 from fer.data.io import UnreadableImage, load_image  # noqa: E402
 from fer.preprocess.align import predictor_path  # noqa: E402
+from fer.preprocess.detect import parse_min_face  # noqa: E402
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs  # noqa: E402
 from fer.preprocess.prepare import iter_records  # noqa: E402
 from fer.preprocess.rois import parse_boxes, reference_boxes  # noqa: E402
@@ -178,6 +179,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time")
     p.add_argument("--batch-size", type=int, default=32, help="images per chunk")
     p.add_argument("--face-size", type=int, default=224, help="chip side")
+    p.add_argument(
+        "--min-face", type=parse_min_face, default="auto", help="mtcnn's smallest face (as prepare)"
+    )
     p.add_argument("--reference", action="store_true", help="also run the reference algorithm")
     p.add_argument(
         "--portraits",
@@ -194,12 +198,16 @@ def main(argv=None) -> int:
     files = list_images(args.folder, args.limit)
     if not files:
         p.error(f"{args.folder}: no images found")
-    settings = Settings(str(args.folder), args.detector, face_size=args.face_size)
+    settings = Settings(
+        str(args.folder), args.detector, face_size=args.face_size, min_face=args.min_face
+    )
     last = None
     for workers in args.workers:
         seconds, records, cpu = run_ours(args.folder, files, settings, workers, args.batch_size)
         statuses = [r["status"] for r in records]
-        print(result_line("fer", seconds, cpu, statuses, detector=args.detector, workers=workers))
+        extra = {"detector": args.detector, "workers": workers}
+        extra |= {"min_face": args.min_face} if args.detector == "mtcnn" else {}
+        print(result_line("fer", seconds, cpu, statuses, **extra))
         last = records
     if args.reference:
         seconds, statuses, boxes, cpu = run_reference(args.folder, files)

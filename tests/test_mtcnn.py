@@ -21,8 +21,9 @@ from fer.preprocess.detect import min_face_for, parse_min_face
 
 def test_area_crops_equal_interpolate_bit_for_bit():
     gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (3, 3, 70, 90), generator=gen).float()
-    table = mtcnn.summed_area(images)
+    raw = torch.randint(0, 256, (3, 70, 90, 3), generator=gen, dtype=torch.uint8)
+    images = raw.permute(0, 3, 1, 2).float()
+    table = mtcnn.summed_area(raw.numpy(), torch.device("cpu"))
     spans = [(0, 70, 0, 90), (5, 6, 7, 8), (3, 40, 10, 11), (10, 69, 2, 88), (0, 17, 30, 33)]
     image = torch.tensor([0, 1, 2, 1, 0])
     box = tuple(torch.tensor(v) for v in zip(*spans, strict=True))

@@ -193,13 +193,23 @@ def area_windows(start: torch.Tensor, stop: torch.Tensor, size: int):
     return lo, hi
 
 
-def summed_area(images: torch.Tensor) -> torch.Tensor:
-    """(B, H+1, W+1, C) integer summed-area table of (B, C, H, W) integer-valued float images."""
-    b, c, h, w = images.shape
-    kind = torch.int32 if 255 * h * w < 2**31 else torch.int64
-    table = torch.zeros((b, h + 1, w + 1, c), dtype=kind, device=images.device)
-    table[:, 1:, 1:] = images.permute(0, 2, 3, 1).to(kind).cumsum(1).cumsum(2)
-    return table
+def summed_area(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(B, H+1, W+1, C) integer summed-area table of the (B, H, W, C) uint8 batch, on
+    ``device`` (numpy's cumulative sums on the CPU: several times torch's there)."""
+    b, h, w, c = images.shape
+    kind = np.int32 if 255 * h * w < 2**31 else np.int64
+    if device.type != "cpu":
+        table = torch.zeros(
+            (b, h + 1, w + 1, c), dtype=getattr(torch, kind.__name__), device=device
+        )
+        table[:, 1:, 1:] = (
+            torch.as_tensor(images, device=device).to(table.dtype).cumsum(1).cumsum(2)
+        )
+        return table
+    table = np.zeros((b, h + 1, w + 1, c), kind)
+    np.cumsum(images, axis=1, dtype=kind, out=table[:, 1:, 1:])
+    np.cumsum(table[:, 1:, 1:], axis=2, out=table[:, 1:, 1:])
+    return torch.from_numpy(table)
 
 
 def area_crops(table: torch.Tensor, image: torch.Tensor, box: tuple, size: int) -> torch.Tensor:
@@ -211,9 +221,15 @@ def area_crops(table: torch.Tensor, image: torch.Tensor, box: tuple, size: int) 
     y0, y1, x0, x1 = box
     r0, r1 = area_windows(y0, y1, size)
     c0, c1 = area_windows(x0, x1, size)
-    k = image.view(-1, 1, 1)
+    _, h1, w1, c = table.shape
+    flat = table.view(-1, c)
+    base = (image.view(-1, 1, 1) * h1) if len(image) else image.view(-1, 1, 1)
     r0, r1, c0, c1 = r0[:, :, None], r1[:, :, None], c0[:, None, :], c1[:, None, :]
-    sums = table[k, r1, c1] - table[k, r0, c1] - table[k, r1, c0] + table[k, r0, c0]
+
+    def at(r, col):  # (K, size, size, C) table values, one flat gather
+        return flat.index_select(0, ((base + r) * w1 + col).reshape(-1)).view(-1, size, size, c)
+
+    sums = at(r1, c1) - at(r0, c1) - at(r1, c0) + at(r0, c0)
     rows, cols = (r1 - r0).unsqueeze(-1).float(), (c1 - c0).unsqueeze(-1).float()
     crops = sums.float() / rows / cols  # adaptive pooling's order: sum / kh / kw
     return ((crops - 127.5) * 0.0078125).permute(0, 3, 1, 2)  # (K, 3, size, size) channels-last
@@ -261,11 +277,12 @@ class FastMTCNN:
     @torch.inference_mode()
     def detect(self, images: np.ndarray) -> list[np.ndarray]:
         """Faces of each image of the (B, H, W, 3) uint8 batch."""
-        imgs = torch.as_tensor(np.ascontiguousarray(images), device=self.device)
+        images = np.ascontiguousarray(images)
+        imgs = torch.as_tensor(images, device=self.device)
         imgs = imgs.permute(0, 3, 1, 2).float()
         n, height, width = imgs.shape[0], imgs.shape[2], imgs.shape[3]
         boxes, image = self._propose(imgs, min_face_for(self.min_face, height, width))
-        table = summed_area(imgs) if len(boxes) else None
+        table = summed_area(images, self.device) if len(boxes) else None
         if len(boxes):
             boxes, image, reg = self._score(self.rnet, table, boxes, image, 24, self.thresholds[1])
             keep = batched_nms(boxes, image, 0.7)
