@@ -231,7 +231,7 @@ class MtcnnDetector:
 
 def make_detector(name: str, device: str = "cpu", min_face="auto"):
     """Build the detector called ``name`` (one of :data:`DETECTORS`) on ``device``
-    (``min_face``: MTCNN's smallest face, see :func:`fer.preprocess.mtcnn.min_face_for`)."""
+    (``min_face``: MTCNN's smallest face, see :func:`min_face_for`)."""
     if name == "none":
         return WholeFrameDetector()
     if name == "given":

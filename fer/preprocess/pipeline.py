@@ -36,7 +36,7 @@ class Settings:
     # threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower)
     torch_threads: int = 1
     # MTCNN's smallest face: auto (a tenth of the frame's short side, at least 20 px), pixels, or
-    # a share of the short side (fer.preprocess.mtcnn.min_face_for)
+    # a share of the short side (fer.preprocess.detect.min_face_for)
     min_face: str | int | float = "auto"
 
 
