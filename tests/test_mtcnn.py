@@ -4,8 +4,10 @@ torchvision's and facenet-pytorch's, and the boxes facenet-pytorch's ``MTCNN.det
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,9 +63,12 @@ def test_min_face_settings():
     assert mtcnn.pyramid(256, 256, 26)[0] == pytest.approx(12 / 26)
     assert len(mtcnn.pyramid(256, 256, 26)) < len(mtcnn.pyramid(256, 256, 20))
     assert parse_min_face("0.2") == 0.2 and parse_min_face("auto") == "auto"
-    for bad in ("5", "1.5", "big", 0):
-        with pytest.raises((FerError, Exception)):
-            parse_min_face(str(bad)) if isinstance(bad, str) else min_face_for(bad, 10, 10)
+    for bad in ("5", "1.5", "big", "0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected 'auto'"):
+            parse_min_face(bad)
+    for bad in (0, 5, 12.5, "big", None):
+        with pytest.raises(FerError, match="expected 'auto'"):
+            min_face_for(bad, 10, 10)
 
 
 def test_fer_prepare_refuses_a_bad_min_face(capsys):
@@ -84,17 +89,12 @@ def test_importing_the_detector_leaves_torchvision_and_facenet_out():
     assert out.stdout.strip() == "[]"
 
 
-def portraits(shared: str, n: int) -> np.ndarray:
+def portraits(shared: Path, n: int, tmp: Path) -> np.ndarray:
     """JAFFE-like 256² portraits (as benchmarks/bench_preprocess.py --portraits makes them)."""
-    sys.path.insert(
-        0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks")
-    )
-    import tempfile
-    from pathlib import Path
-
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_preprocess import list_images, make_portraits
 
-    folder = make_portraits(Path(shared) / "ckplus48", Path(tempfile.mkdtemp()), n)
+    folder = make_portraits(shared / "ckplus48", tmp / "portraits", n)
     return np.stack([load_image(folder, f) for f in list_images(folder, n)])
 
 
@@ -129,12 +129,14 @@ def agreement(found_per_image, reference_per_image) -> tuple[int, int, float]:
 
 
 @pytest.mark.parametrize("which", ["fer2013", "portraits"])
-def test_boxes_agree_with_facenet_pytorch_on_real_faces(shared_data, which):
+def test_boxes_agree_with_facenet_pytorch_on_real_faces(shared_data, which, tmp_path):
     """The same number of faces in every image, and boxes as close to facenet-pytorch's as
     facenet-pytorch's are to themselves when only the batch size changes: saturated scores (1.0)
     tie, and which of two near-equal boxes is kept then depends on float noise of the batch."""
     facenet = pytest.importorskip("facenet_pytorch")
-    images = fer2013(shared_data, 96) if which == "fer2013" else portraits(shared_data, 48)
+    images = (
+        fer2013(shared_data, 96) if which == "fer2013" else portraits(shared_data, 48, tmp_path)
+    )
     ours = mtcnn.FastMTCNN(min_face=20)
     theirs = facenet.MTCNN(keep_all=True, min_face_size=20)
 
@@ -144,7 +146,6 @@ def test_boxes_agree_with_facenet_pytorch_on_real_faces(shared_data, which):
     reference = run(lambda b: theirs.detect(b)[0], 16)
     exact, with_faces, worst = agreement(run(ours.detect, 16), reference)
     self_exact, _, self_worst = agreement(run(lambda b: theirs.detect(b)[0], 5), reference)
-    print(which, "exact", exact, "self", self_exact, "of", with_faces, "worst", worst, self_worst)
     assert with_faces >= 0.8 * len(images)
     assert exact >= min(self_exact, 0.95 * with_faces) - 0.05 * with_faces, (exact, self_exact)
     assert worst >= min(self_worst, 0.9) - 0.1, (worst, self_worst)

@@ -225,7 +225,7 @@ def area_crops(table: torch.Tensor, image: torch.Tensor, box: tuple, size: int) 
     c0, c1 = area_windows(x0, x1, size)
     _, h1, w1, c = table.shape
     flat = table.view(-1, c)
-    base = (image.view(-1, 1, 1) * h1) if len(image) else image.view(-1, 1, 1)
+    base = image.view(-1, 1, 1) * h1
     r0, r1, c0, c1 = r0[:, :, None], r1[:, :, None], c0[:, None, :], c1[:, None, :]
 
     def at(r, col):  # (K, size, size, C) table values, one flat gather
