@@ -284,11 +284,14 @@ def parity(ctx: Context):
 
 @section("mtcnn")
 def mtcnn(ctx: Context):
+    from fer.errors import FerError
     from fer.preprocess import mtcnn as M
+    from fer.preprocess.mtcnn_nets import weights_folder
+    from fer.preprocess.mtcnn_torch import TorchNets
 
     try:
-        M.weights_folder()
-    except Exception as exc:
+        weights_folder()
+    except FerError as exc:  # facenet-pytorch absent: no weights to run
         print(f"mtcnn: skipped: {exc}")
         return
     try:
@@ -302,6 +305,8 @@ def mtcnn(ctx: Context):
     frames = np.stack([np.roll(frame, 7 * i, axis=1) for i in range(n)])
     cpu = M.FastMTCNN("cpu", 20).detect(frames[:4])
     det = M.FastMTCNN(str(ctx.device), 20)
+    if not ctx.cuda:  # --dry on the CPU: the torch nets a GPU runs, not the NumPy ones
+        det.nets = TorchNets("cpu")
     for batch in (1, 16) if ctx.dry else (1, 32, 128):
         det.detect(frames[:batch])
         if ctx.cuda:

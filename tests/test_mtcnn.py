@@ -21,20 +21,47 @@ from fer.preprocess import mtcnn
 from fer.preprocess.detect import min_face_for, parse_min_face
 
 
-def test_area_crops_equal_interpolate_bit_for_bit():
+def test_area_resampling_equals_interpolate_bit_for_bit():
     gen = torch.Generator().manual_seed(0)
     raw = torch.randint(0, 256, (3, 70, 90, 3), generator=gen, dtype=torch.uint8)
     images = raw.permute(0, 3, 1, 2).float()
-    table = mtcnn.summed_area(raw.numpy(), torch.device("cpu"))
+    table = mtcnn.summed_area(raw.numpy())
     spans = [(0, 70, 0, 90), (5, 6, 7, 8), (3, 40, 10, 11), (10, 69, 2, 88), (0, 17, 30, 33)]
-    image = torch.tensor([0, 1, 2, 1, 0])
-    box = tuple(torch.tensor(v) for v in zip(*spans, strict=True))
+    image = np.array([0, 1, 2, 1, 0])
+    box = tuple(np.array(v) for v in zip(*spans, strict=True))
     for size in (24, 48):
         ours = mtcnn.area_crops(table, image, box, size)
         for k, (y0, y1, x0, x1) in enumerate(spans):
             crop = images[image[k] : image[k] + 1, :, y0:y1, x0:x1]
             ref = (F.interpolate(crop, size=(size, size), mode="area") - 127.5) * 0.0078125
-            assert torch.equal(ours[k], ref[0]), (size, spans[k])
+            assert np.array_equal(ours[k], ref[0].permute(1, 2, 0).numpy()), (size, spans[k])
+    levels = [(int(70 * s + 1), int(90 * s + 1)) for s in mtcnn.pyramid(70, 90, 12)]
+    for size in levels + [(70, 90), (12, 15), (69, 13)]:
+        ref = (F.interpolate(images, size=size, mode="area") - 127.5) * 0.0078125
+        assert np.array_equal(mtcnn.area_level(table, *size), ref.permute(0, 2, 3, 1).numpy())
+
+
+def test_numpy_nets_compute_the_torch_nets():
+    """The weights read without torch are torch.load's; the NumPy nets give the torch modules'
+    outputs to float32 rounding, on odd sizes (ceil-mode pooling overhangs) and a large frame
+    (row-blocked convolutions)."""
+    from fer.preprocess.mtcnn_nets import NET_NAMES, NumpyNets, load_weights, weights_folder
+    from fer.preprocess.mtcnn_torch import TorchNets
+
+    weights = load_weights()
+    for name in NET_NAMES:
+        ref = torch.load(weights_folder() / f"{name}.pt", weights_only=True)
+        assert sorted(ref) == sorted(weights[name])
+        assert all(np.array_equal(ref[k].numpy(), weights[name][k]) for k in ref)
+    ours, theirs = NumpyNets(weights), TorchNets("cpu", weights)
+    rng = np.random.default_rng(0)
+    cases = [("pnet", (3, 31, 47)), ("pnet", (1, 600, 20)), ("rnet", (9, 24, 24))]
+    for name, shape in cases + [("onet", (5, 48, 48))]:
+        x = rng.uniform(-1, 1, (*shape, 3)).astype(np.float32)
+        arg = torch.from_numpy(x).permute(0, 3, 1, 2) if name == "pnet" else x
+        for got, want in zip(getattr(ours, name)(x), getattr(theirs, name)(arg), strict=True):
+            assert got.shape == want.shape, name
+            np.testing.assert_allclose(got, want, rtol=0, atol=2e-6, err_msg=name)
 
 
 def test_nms_equals_torchvision_and_facenet():
@@ -50,9 +77,15 @@ def test_nms_equals_torchvision_and_facenet():
             scores[: n // 2] = 1.0
         ref = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.5)
         assert mtcnn.nms(boxes, scores, 0.5).tolist() == ref.tolist()
-        image = torch.from_numpy(rng.integers(0, 3, n))
-        both = torch.from_numpy(np.concatenate([boxes, scores[:, None]], 1))
-        ref = detect_face.batched_nms_numpy(both[:, :4], both[:, 4], image, 0.7, "Min")
+        image = rng.integers(0, 3, n)
+        both = np.concatenate([boxes, scores[:, None]], 1)
+        ref = detect_face.batched_nms_numpy(
+            torch.from_numpy(both[:, :4]),
+            torch.from_numpy(both[:, 4]),
+            torch.from_numpy(image),
+            0.7,
+            "Min",
+        )
         assert mtcnn.batched_nms(both, image, 0.7, "min").tolist() == ref.tolist()
 
 
@@ -79,11 +112,12 @@ def test_fer_prepare_refuses_a_bad_min_face(capsys):
     )
 
 
-def test_importing_the_detector_leaves_torchvision_and_facenet_out():
+def test_detecting_on_the_cpu_imports_no_torch():
+    """Importing torch costs a second per run: the CPU detector needs none of it."""
     code = (
-        "import sys; from fer.preprocess.mtcnn import FastMTCNN; FastMTCNN();"
-        "print(sorted(m for m in ('torchvision', 'facenet_pytorch', 'torch._dynamo') "
-        "if m in sys.modules))"
+        "import sys, numpy as np; from fer.preprocess.mtcnn import FastMTCNN;"
+        "FastMTCNN().detect(np.zeros((2, 64, 64, 3), np.uint8));"
+        "print(sorted(m for m in ('torch', 'torchvision', 'facenet_pytorch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -43,6 +43,7 @@ CHECK = """
 import json, sys, numpy as np, torch, torchvision
 from fer.cli import main
 from fer.preprocess.mtcnn import FastMTCNN
+from fer.preprocess.mtcnn_torch import TorchNets
 out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
        "torch_file": torch.__file__}
 prepared, models = sys.argv[1], sys.argv[2]
@@ -51,7 +52,9 @@ for arch in ("global", "roi"):
     rc = main(["train", "--prepared", prepared, "--arch", arch, "--out", f"{models}/{arch}.pt",
                "--threads", "1", "--no-progress", "--recipe", recipe])
     out[arch] = rc
-out["mtcnn"] = len(FastMTCNN("cpu").detect(np.zeros((2, 64, 64, 3), np.uint8)))
+detector = FastMTCNN("cpu")
+detector.nets = TorchNets("cpu")  # the torch nets (a GPU's), not the CPU's NumPy ones
+out["mtcnn"] = len(detector.detect(np.zeros((2, 64, 64, 3), np.uint8)))
 print("RESULT " + json.dumps(out))
 """
 

@@ -143,7 +143,7 @@ class Predictor:
             max_pixels=self.sampling.max_pixels,
             # as its training data (models prepared before min_face was recorded used 20 px)
             min_face=pre.get("min_face", 20) if self.detector == pre["detector"] else "auto",
-            torch_threads=0,  # one process: the models want every thread
+            blas_threads=0,  # one process: the models want every thread
         )
         self.processor = Processor(self.settings)
         # every face of a batch in one forward pass (up to 256), no per-call bar or line

@@ -32,9 +32,10 @@ class Settings:
     device: str = "cpu"
     keep_original: bool = False
     max_pixels: int = MAX_PIXELS  # larger images are `unreadable` (their size in the reason)
-    # torch threads for MTCNN on CPU: 1 (parallelism comes from worker processes; several
-    # threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower)
-    torch_threads: int = 1
+    # BLAS threads for MTCNN's NumPy nets on the CPU: 1 (parallelism comes from worker processes;
+    # several threads per process oversubscribed a busy 2-core machine: MTCNN ran 3-5x slower);
+    # 0 leaves the BLAS library's default (fer predict: one process)
+    blas_threads: int = 1
     # MTCNN's smallest face: auto (a tenth of the frame's short side, at least 20 px), pixels, or
     # a share of the short side (fer.preprocess.detect.min_face_for)
     min_face: str | int | float = "auto"
@@ -87,10 +88,10 @@ class Processor:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        if settings.torch_threads and settings.detector == "mtcnn" and settings.device == "cpu":
-            import torch
+        if settings.blas_threads and settings.detector == "mtcnn" and settings.device == "cpu":
+            from threadpoolctl import threadpool_limits
 
-            torch.set_num_threads(settings.torch_threads)
+            threadpool_limits(settings.blas_threads, user_api="blas")
         self.detector = make_detector(settings.detector, settings.device, settings.min_face)
         self.aligner = Aligner(settings.face_size, settings.padding)
 

@@ -1,0 +1,249 @@
+"""MTCNN's three nets in NumPy, with facenet-pytorch's bundled weights read without torch.
+
+On the CPU, ``fer prepare`` runs these instead of torch modules: importing torch costs more than a
+second per run (about as long as a 2-core machine takes to detect faces in 100 portraits), and for
+nets this small NumPy's BLAS is as fast when the convolutions are cache-blocked. The values are
+the torch nets' to float32 rounding (``tests/test_mtcnn.py``).
+
+Arrays are channels-last throughout: a batch is (N, H, W, C) float32, already normalised as the
+nets expect (``(x - 127.5) / 128``). Layer names are facenet-pytorch's (its state-dict keys).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from fer.errors import FerError
+
+NET_NAMES = ("pnet", "rnet", "onet")
+# im2col block: rows of the unfolded input per GEMM, so that block stays in the L2 cache
+BLOCK_BYTES = 1 << 20
+
+
+def weights_folder() -> Path:
+    """facenet-pytorch's ``data`` folder (the bundled P/R/O-net weights), found without importing
+    the package (which imports torch and torchvision)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data" if spec else None
+    if folder is None or not (folder / "pnet.pt").is_file():
+        raise FerError(
+            "the mtcnn detector needs facenet-pytorch's bundled weights (facenet_pytorch/data/"
+            "pnet.pt …): pip install 'facenet-pytorch>=2.5.3,<2.6'"
+        )
+    return folder
+
+
+# ---- torch's legacy (pre-zip) checkpoint format, as facenet-pytorch ships its weights ------------
+_STORAGES = {
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+}
+
+
+class _Tensor:
+    """A tensor named in the pickle, materialised once its storage's bytes are read."""
+
+    def __init__(self, storage, offset, size, stride, *_):
+        self.key, self.offset, self.size, self.stride = storage, offset, tuple(size), stride
+
+
+class _StateDict(dict):
+    """The pickled OrderedDict (it carries a ``_metadata`` attribute, set by BUILD)."""
+
+
+class _Unpickler(pickle.Unpickler):
+    """Builds nothing but an OrderedDict of :class:`_Tensor` (any other class is refused)."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return _StateDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _Tensor
+        if module == "torch" and name in _STORAGES:
+            return _STORAGES[name]
+        raise pickle.UnpicklingError(f"unexpected {module}.{name}")
+
+    def persistent_load(self, pid):
+        kind, dtype, key, _location, numel, _view = pid
+        if kind != "storage":
+            raise pickle.UnpicklingError(f"unexpected persistent id {kind!r}")
+        self.storages[key] = (np.dtype(dtype), numel)
+        return key
+
+
+def read_state_dict(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a state dict saved by ``torch.save`` in its legacy format (torch < 1.6, as
+    facenet-pytorch's ``{p,r,o}net.pt``), as NumPy arrays; torch is not imported."""
+    try:
+        with open(path, "rb") as f:
+            magic, protocol, info = pickle.load(f), pickle.load(f), pickle.load(f)
+            if magic != 0x1950A86A20F9469CFC6C or protocol != 1001 or not info["little_endian"]:
+                raise ValueError("not a little-endian legacy torch checkpoint")
+            unpickler = _Unpickler(f)
+            unpickler.storages = {}
+            tensors = unpickler.load()
+            data = {}
+            for key in pickle.load(f):
+                dtype, numel = unpickler.storages[key]
+                if int(np.frombuffer(f.read(8), "<i8")[0]) != numel:
+                    raise ValueError(f"storage {key}: unexpected size")
+                data[key] = np.frombuffer(f.read(numel * dtype.itemsize), dtype.newbyteorder("<"))
+    except (OSError, ValueError, KeyError, IndexError, pickle.UnpicklingError, EOFError) as exc:
+        raise FerError(f"{path}: unreadable MTCNN weights ({exc})") from None
+    out = {}
+    for name, t in tensors.items():
+        flat = data[t.key]
+        strides = tuple(s * flat.itemsize for s in t.stride)
+        view = as_strided(flat[t.offset :], t.size, strides)
+        out[name] = np.array(view, flat.dtype.newbyteorder("="))
+    return out
+
+
+def load_weights(folder: Path | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """``{"pnet": state dict, "rnet": …, "onet": …}`` of facenet-pytorch's bundled weights."""
+    folder = folder or weights_folder()
+    return {name: read_state_dict(folder / f"{name}.pt") for name in NET_NAMES}
+
+
+# ---- layers -----------------------------------------------------------------------------------
+def conv(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, alpha=None, pool=None):
+    """Valid, stride-1 convolution of (N, H, W, C) ``x`` with a torch-layout (O, C, kh, kw)
+    ``weight``, then the bias, a PReLU given its ``alpha`` and a :func:`max_pool` given its
+    ``(k, s)``: im2col by blocks of whole images (of output rows, for a large image), one GEMM per
+    block, each block finished while it is in cache."""
+    n, h, w, c = x.shape
+    o, _, kh, kw = weight.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    mat = np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o))
+    x = np.ascontiguousarray(x)
+    sn, sh, sw, sc = x.strides
+    rows = max(1, BLOCK_BYTES // (wo * kh * kw * c * 4))  # output rows per block
+
+    def finish(cols, target):
+        target = target.reshape(-1, o)
+        np.matmul(cols.reshape(-1, kh * kw * c), mat, out=target)
+        target += bias
+        if alpha is not None:
+            prelu(target, alpha)
+
+    if rows < ho:  # a large image: blocks of output rows, pooled at the end
+        out = np.empty((n, ho, wo, o), np.float32)
+        for i in range(n):
+            for y in range(0, ho, rows):
+                k = min(rows, ho - y)
+                cols = as_strided(x[i, y:], (k, wo, kh, kw * c), (sh, sw, sh, sc))
+                finish(cols, out[i, y : y + k])
+        return max_pool(out, *pool) if pool else out
+    step = rows // ho
+    block = np.empty((min(step, n), ho, wo, o), np.float32)
+    out = None
+    for s in range(0, n, step):
+        part = x[s : s + step]
+        done = block[: len(part)]
+        finish(as_strided(part, (len(part), ho, wo, kh, kw * c), (sn, sh, sw, sh, sc)), done)
+        done = max_pool(done, *pool) if pool else done
+        if out is None:
+            out = np.empty((n, *done.shape[1:]), np.float32)
+        out[s : s + step] = done
+    return out
+
+
+def max_pool(x: np.ndarray, k: int, s: int) -> np.ndarray:
+    """``nn.MaxPool2d(k, s, ceil_mode=True)`` on (N, H, W, C): the last window may overhang the
+    input (its missing cells never win) but must start inside it. Separable: rows, then
+    columns."""
+    n, h, w, c = x.shape
+
+    def size(length):
+        out = -(-(length - k) // s) + 1
+        return out - 1 if (out - 1) * s >= length else out
+
+    ho, wo = size(h), size(w)
+    ph, pw = (ho - 1) * s + k, (wo - 1) * s + k
+    if ph > h or pw > w:
+        padded = np.full((n, max(ph, h), max(pw, w), c), -np.inf, np.float32)
+        padded[:, :h, :w] = x
+        x = padded
+    rows = x[:, 0 : s * (ho - 1) + 1 : s].copy()
+    for i in range(1, k):
+        np.maximum(rows, x[:, i : i + s * (ho - 1) + 1 : s], out=rows)
+    out = rows[:, :, 0 : s * (wo - 1) + 1 : s].copy()
+    for j in range(1, k):
+        np.maximum(out, rows[:, :, j : j + s * (wo - 1) + 1 : s], out=out)
+    return out
+
+
+def prelu(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """PReLU over the last (channel) axis, in place: max(x, 0) + alpha * min(x, 0), exactly
+    torch's values."""
+    pos = np.maximum(x, 0)
+    np.minimum(x, 0, out=x)
+    x *= alpha
+    x += pos
+    return x
+
+
+def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``nn.Linear``: (N, in) @ weight.T + bias."""
+    return x @ weight.T + bias
+
+
+def face_probability(logits: np.ndarray) -> np.ndarray:
+    """The softmax's second (face) class over the last axis of 2 logits."""
+    top = logits.max(-1, keepdims=True)
+    e = np.exp(logits - top)
+    return e[..., 1] / e.sum(-1)
+
+
+def flatten_as_torch(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) flattened in the order the reference nets use, ``permute(0, 3, 2, 1)`` of
+    NCHW: width, height, channel."""
+    return x.transpose(0, 2, 1, 3).reshape(len(x), -1)
+
+
+# ---- the nets ---------------------------------------------------------------------------------
+class NumpyNets:
+    """The P-, R- and O-net on channels-last float32 batches: each returns (box offsets, face
+    probability); the P-net's are maps, (N, h, w, 4) and (N, h, w)."""
+
+    def __init__(self, weights: dict[str, dict[str, np.ndarray]] | None = None):
+        weights = weights or load_weights()
+        self.p, self.r, self.o = (weights[name] for name in NET_NAMES)
+
+    def _block(self, w, x, conv_name, prelu_name, pool=None):
+        return conv(x, w[f"{conv_name}.weight"], w[f"{conv_name}.bias"], w[prelu_name], pool)
+
+    def pnet(self, x: np.ndarray):
+        w = self.p
+        x = self._block(w, x, "conv1", "prelu1.weight", (2, 2))
+        x = self._block(w, x, "conv2", "prelu2.weight")
+        x = self._block(w, x, "conv3", "prelu3.weight")
+        reg = conv(x, w["conv4_2.weight"], w["conv4_2.bias"])
+        return reg, face_probability(conv(x, w["conv4_1.weight"], w["conv4_1.bias"]))
+
+    def rnet(self, x: np.ndarray):
+        w = self.r
+        x = self._block(w, x, "conv1", "prelu1.weight", (3, 2))
+        x = self._block(w, x, "conv2", "prelu2.weight", (3, 2))
+        x = flatten_as_torch(self._block(w, x, "conv3", "prelu3.weight"))
+        x = prelu(dense(x, w["dense4.weight"], w["dense4.bias"]), w["prelu4.weight"])
+        reg = dense(x, w["dense5_2.weight"], w["dense5_2.bias"])
+        return reg, face_probability(dense(x, w["dense5_1.weight"], w["dense5_1.bias"]))
+
+    def onet(self, x: np.ndarray):
+        w = self.o
+        x = self._block(w, x, "conv1", "prelu1.weight", (3, 2))
+        x = self._block(w, x, "conv2", "prelu2.weight", (3, 2))
+        x = self._block(w, x, "conv3", "prelu3.weight", (2, 2))
+        x = flatten_as_torch(self._block(w, x, "conv4", "prelu4.weight"))
+        x = prelu(dense(x, w["dense5.weight"], w["dense5.bias"]), w["prelu5.weight"])
+        reg = dense(x, w["dense6_2.weight"], w["dense6_2.bias"])
+        return reg, face_probability(dense(x, w["dense6_1.weight"], w["dense6_1.bias"]))
