@@ -183,3 +183,28 @@ def test_boxes_agree_with_facenet_pytorch_on_real_faces(shared_data, which, tmp_
     assert with_faces >= 0.8 * len(images)
     assert exact >= min(self_exact, 0.95 * with_faces) - 0.05 * with_faces, (exact, self_exact)
     assert worst >= min(self_worst, 0.9) - 0.1, (worst, self_worst)
+
+
+def test_the_weights_reader_runs_no_code_and_names_a_bad_file(tmp_path):
+    """facenet-pytorch's .pt files are read by a restricted unpickler: a pickle naming any other
+    callable (here os.system) is refused with the file named, as is a truncated file."""
+    import os
+    import pickle
+
+    from fer.preprocess.mtcnn_nets import read_state_dict, weights_folder
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    bad = tmp_path / "evil.pt"
+    with open(bad, "wb") as f:
+        for value in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}, Evil()):
+            pickle.dump(value, f, protocol=2)
+    refused = r"evil\.pt: unreadable MTCNN weights \(unexpected (posix|os|nt)\.system"
+    with pytest.raises(FerError, match=refused):
+        read_state_dict(bad)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes((weights_folder() / "pnet.pt").read_bytes()[:-100])
+    with pytest.raises(FerError, match=r"cut\.pt: unreadable MTCNN weights"):
+        read_state_dict(cut)

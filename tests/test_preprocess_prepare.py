@@ -269,3 +269,12 @@ def _rect(found):
     import dlib
 
     return dlib.rectangle(*(int(round(v)) for v in found.rect))
+
+
+def test_chunks_keep_every_worker_busy():
+    """At least 4 tasks per worker when the batch size would give fewer (213 rows in chunks of
+    32 left one of 2 workers a third more work); one process keeps the batch size."""
+    assert prepare.chunk_size(213, 2, 32) == 27
+    assert prepare.chunk_size(10_000, 2, 32) == 32
+    assert prepare.chunk_size(213, 1, 32) == 32
+    assert prepare.chunk_size(3, 8, 32) == 1 and prepare.chunk_size(0, 2, 32) == 1

@@ -60,7 +60,12 @@ class _StateDict(dict):
 
 
 class _Unpickler(pickle.Unpickler):
-    """Builds nothing but an OrderedDict of :class:`_Tensor` (any other class is refused)."""
+    """Builds nothing but plain values and an OrderedDict of :class:`_Tensor` (any other class
+    is refused: the file cannot run code)."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.storages = {}
 
     def find_class(self, module, name):
         if (module, name) == ("collections", "OrderedDict"):
@@ -84,23 +89,28 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
     facenet-pytorch's ``{p,r,o}net.pt``), as NumPy arrays; torch is not imported."""
     try:
         with open(path, "rb") as f:
-            magic, protocol, info = pickle.load(f), pickle.load(f), pickle.load(f)
+            magic, protocol, info = (_Unpickler(f).load() for _ in range(3))
             if magic != 0x1950A86A20F9469CFC6C or protocol != 1001 or not info["little_endian"]:
                 raise ValueError("not a little-endian legacy torch checkpoint")
             unpickler = _Unpickler(f)
-            unpickler.storages = {}
             tensors = unpickler.load()
             data = {}
-            for key in pickle.load(f):
+            for key in _Unpickler(f).load():
                 dtype, numel = unpickler.storages[key]
                 if int(np.frombuffer(f.read(8), "<i8")[0]) != numel:
                     raise ValueError(f"storage {key}: unexpected size")
-                data[key] = np.frombuffer(f.read(numel * dtype.itemsize), dtype.newbyteorder("<"))
+                raw = f.read(numel * dtype.itemsize)
+                if len(raw) != numel * dtype.itemsize:
+                    raise ValueError(f"storage {key}: truncated")
+                data[key] = np.frombuffer(raw, dtype.newbyteorder("<"))
     except (OSError, ValueError, KeyError, IndexError, pickle.UnpicklingError, EOFError) as exc:
         raise FerError(f"{path}: unreadable MTCNN weights ({exc})") from None
     out = {}
     for name, t in tensors.items():
         flat = data[t.key]
+        last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
+        if min(t.size, default=1) > 0 and not 0 <= t.offset <= last < len(flat):
+            raise FerError(f"{path}: unreadable MTCNN weights ({name} overruns its storage)")
         strides = tuple(s * flat.itemsize for s in t.stride)
         view = as_strided(flat[t.offset :], t.size, strides)
         out[name] = np.array(view, flat.dtype.newbyteorder("="))
