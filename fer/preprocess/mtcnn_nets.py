@@ -103,17 +103,19 @@ def read_state_dict(path: Path) -> dict[str, np.ndarray]:
                 if len(raw) != numel * dtype.itemsize:
                     raise ValueError(f"storage {key}: truncated")
                 data[key] = np.frombuffer(raw, dtype.newbyteorder("<"))
-    except (OSError, ValueError, KeyError, IndexError, pickle.UnpicklingError, EOFError) as exc:
+        out = {}
+        for name, t in tensors.items():
+            flat = data[t.key]
+            last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
+            if min(t.size, default=1) > 0 and not 0 <= t.offset <= last < len(flat):
+                raise ValueError(f"{name} overruns its storage")
+            strides = tuple(s * flat.itemsize for s in t.stride)
+            view = as_strided(flat[t.offset :], t.size, strides)
+            out[name] = np.array(view, flat.dtype.newbyteorder("="))
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, LookupError, TypeError) as exc:
         raise FerError(f"{path}: unreadable MTCNN weights ({exc})") from None
-    out = {}
-    for name, t in tensors.items():
-        flat = data[t.key]
-        last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
-        if min(t.size, default=1) > 0 and not 0 <= t.offset <= last < len(flat):
-            raise FerError(f"{path}: unreadable MTCNN weights ({name} overruns its storage)")
-        strides = tuple(s * flat.itemsize for s in t.stride)
-        view = as_strided(flat[t.offset :], t.size, strides)
-        out[name] = np.array(view, flat.dtype.newbyteorder("="))
+    except AttributeError as exc:  # a pickle of other values than a state dict of tensors
+        raise FerError(f"{path}: unreadable MTCNN weights (not a state dict: {exc})") from None
     return out
 
 
