@@ -219,11 +219,8 @@ class FastMTCNN:
         height, width = images.shape[1:3]
         scales = pyramid(height, width, min_face)
         sizes = [(int(height * s + 1), int(width * s + 1)) for s in scales]
-        levels = (
-            self.nets.levels(images, sizes)
-            if hasattr(self.nets, "levels")
-            else (area_level(table, *size) for size in sizes)
-        )
+        on_device = getattr(self.nets, "levels", None)  # torch nets resample on their device
+        levels = on_device(images, sizes) if on_device else (area_level(table, *s) for s in sizes)
         found, images_of = [], []
         for scale, level in zip(scales, levels, strict=True):
             reg, probs = self.nets.pnet(level)
