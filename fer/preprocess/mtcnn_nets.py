@@ -233,6 +233,17 @@ class NumpyNets:
     def _block(self, w, x, conv_name, prelu_name, pool=None):
         return conv(x, w[f"{conv_name}.weight"], w[f"{conv_name}.bias"], w[prelu_name], pool)
 
+    @staticmethod
+    def _heads(w, x, hidden, hidden_prelu, head):
+        """R-/O-net tail: flatten, a dense PReLU layer, then the offset (``head``_2) and face
+        (``head``_1) layers."""
+        x = prelu(
+            dense(flatten_as_torch(x), w[f"{hidden}.weight"], w[f"{hidden}.bias"]),
+            w[f"{hidden_prelu}.weight"],
+        )
+        reg = dense(x, w[f"{head}_2.weight"], w[f"{head}_2.bias"])
+        return reg, face_probability(dense(x, w[f"{head}_1.weight"], w[f"{head}_1.bias"]))
+
     def pnet(self, x: np.ndarray):
         w = self.p
         x = self._block(w, x, "conv1", "prelu1.weight", (2, 2))
@@ -245,17 +256,13 @@ class NumpyNets:
         w = self.r
         x = self._block(w, x, "conv1", "prelu1.weight", (3, 2))
         x = self._block(w, x, "conv2", "prelu2.weight", (3, 2))
-        x = flatten_as_torch(self._block(w, x, "conv3", "prelu3.weight"))
-        x = prelu(dense(x, w["dense4.weight"], w["dense4.bias"]), w["prelu4.weight"])
-        reg = dense(x, w["dense5_2.weight"], w["dense5_2.bias"])
-        return reg, face_probability(dense(x, w["dense5_1.weight"], w["dense5_1.bias"]))
+        x = self._block(w, x, "conv3", "prelu3.weight")
+        return self._heads(w, x, "dense4", "prelu4", "dense5")
 
     def onet(self, x: np.ndarray):
         w = self.o
         x = self._block(w, x, "conv1", "prelu1.weight", (3, 2))
         x = self._block(w, x, "conv2", "prelu2.weight", (3, 2))
         x = self._block(w, x, "conv3", "prelu3.weight", (2, 2))
-        x = flatten_as_torch(self._block(w, x, "conv4", "prelu4.weight"))
-        x = prelu(dense(x, w["dense5.weight"], w["dense5.bias"]), w["prelu5.weight"])
-        reg = dense(x, w["dense6_2.weight"], w["dense6_2.bias"])
-        return reg, face_probability(dense(x, w["dense6_1.weight"], w["dense6_1.bias"]))
+        x = self._block(w, x, "conv4", "prelu4.weight")
+        return self._heads(w, x, "dense5", "prelu5", "dense6")
