@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # Rules call the `fer` command: put the venv first on PATH for Snakemake and its jobs.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install report test lint dry-run docs clean
+.PHONY: install report test test-fast lint dry-run docs clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -ra $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The iteration lane: lint, then every test but the slow ones (whole workflow runs, the SLURM
+# cluster, the oldest-torch install); `make test` is the full suite CI runs.
+test-fast: lint
+	$(BIN)/pytest -ra -m "not slow and not slurm" $(PYTEST_ARGS)
 
 clean:
 	rm -rf resources models results logs benchmarks/*/ reports/all.html .snakemake

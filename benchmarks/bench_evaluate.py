@@ -1,8 +1,8 @@
 """Evaluation wall time of one table row (global, roi and fused cells of one trained set x target),
 before and after prediction records.
 
-Before: each cell runs both networks over the target itself (``fer evaluate --prepared
---global-ckpt --roi-ckpt``, what every ``evaluate_cell`` job did): three inference passes per
+Before: each cell runs both networks over the target itself (what every ``evaluate_cell`` job did
+before records: ``fer infer`` and the scoring in one job per cell): three inference passes per
 model per row. After: ``fer infer`` runs each model once into a record (plus once over the trained
 set's validation rows, for the fused weight's choice), and the three cells are scored from it
 without torch. Both paths give the same accuracies; the script checks it. Both run in this one
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fer.contracts import MODELS
-    from fer.evaluate import EvalCell, Target, evaluate, infer
+    from fer.evaluate import EvaluateJob, InferJob, evaluate
+    from fer.evaluate.infer import infer
 
     torch.set_num_threads(args.threads)
     os.chdir(args.workdir)
@@ -68,36 +69,27 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.dataset}: {len(ckpts['global'])} checkpoint(s) per model"
         + (f" (folds {folds})" if folds else "")
     )
-    common = {"device": args.device, "progress": False, "bootstrap": args.bootstrap}
-    warm = Target(args.dataset, args.dataset, prepared, ckpts["global"], ckpts["roi"], "within")
-    infer(warm)  # torch's first-call set-up is paid here, by neither side
+
+    def job(rows: str) -> InferJob:
+        run = {"device": args.device, "progress": False}
+        return InferJob(args.dataset, args.dataset, prepared, *ckpts.values(), rows, **run)
+
+    def cell(arch: str, record) -> dict:
+        boot = args.bootstrap
+        return evaluate(EvaluateJob(args.dataset, args.dataset, arch, (record,), bootstrap=boot))
+
+    infer(job("within"))  # torch's first-call set-up is paid here, by neither side
 
     def old_way():
-        out = {}
-        for arch in ("global", "roi", "fused"):
-            cell = EvalCell(
-                args.dataset,
-                args.dataset,
-                arch,
-                prepared,
-                global_ckpts=ckpts["global"],
-                roi_ckpts=ckpts["roi"],
-                within=True,
-                **common,
-            )
-            out[arch] = evaluate(cell)
-        return out
+        return {arch: cell(arch, infer(job("within"))) for arch in ("global", "roi", "fused")}
 
     def new_way():
         times = [time.perf_counter()]
-        record = infer(Target(args.dataset, args.dataset, prepared, *ckpts.values(), "within"))
+        record = infer(job("within"))
         times.append(time.perf_counter())
-        val = infer(Target(args.dataset, args.dataset, prepared, *ckpts.values(), "val"))
+        val = infer(job("val"))
         times.append(time.perf_counter())
-        out = {
-            arch: evaluate(EvalCell(args.dataset, args.dataset, arch, records=(record,), **common))
-            for arch in ("global", "roi", "fused")
-        }
+        out = {arch: cell(arch, record) for arch in ("global", "roi", "fused")}
         times.append(time.perf_counter())
         return out, record, val, np.diff(times)
 

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed imports")
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from fer.models.reference import import_reference
+    from fer.train.reference import import_reference
 
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / f"{args.arch}.path"

@@ -15,7 +15,6 @@ capped by this machine's memory-copy bandwidth (a loader can only move bytes tha
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -23,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,38 +29,13 @@ GOAL = 4000  # img/s, the Global-ROI Net end to end on one H200 (issue 19); the 
 
 
 def write_prepared(out: Path, n: int, face: int = 224, roi: int = 90, seed: int = 0) -> Path:
-    """A 7-class prepared folder of ``n`` rows (train / val / test 8:1:1): each class a mean
-    colour and a stripe over noise, so models learn and validation means something."""
-    from fer.labels import CANONICAL, SEVEN
+    """About ``n`` rows of 7 classes (:func:`fer.synthetic.write_prepared`: learnable, every row
+    with ROIs, train / val / test 8:1:1)."""
+    from fer.synthetic import write_prepared as synthetic
 
-    out.mkdir(parents=True, exist_ok=True)
-    rng, labels = np.random.default_rng(seed), np.arange(n) % 7
-    for name, side in (("faces", face), ("eye", roi), ("nose", roi), ("mouth", roi)):
-        arr = np.lib.format.open_memmap(out / f"{name}.npy", "w+", np.uint8, (n, side, side, 3))
-        band = max(side // 7, 1)
-        for s in range(0, n, 512):
-            k = labels[s : s + 512]
-            img = rng.integers(40, 160, (len(k), side, side, 3), dtype=np.uint8)
-            img[np.arange(len(k)), :, :, k % 3] += 60
-            for j, c in enumerate(k):
-                img[j, c * band : (c + 1) * band] += 80
-            arr[s : s + len(k)] = img
-        arr.flush()
-        del arr
-    np.save(out / "landmarks.npy", np.full((n, 68, 2), np.nan, np.float32))
-    tenth = np.arange(n) % 10
-    split = np.where(tenth == 0, "val", np.where(tenth == 1, "test", "train"))
-    names = [SEVEN[k] for k in labels]
-    index = {"path": [f"{c}/{i:06d}.png" for i, c in enumerate(names)]}
-    index |= {"label": [CANONICAL.index(c) for c in names], "label_name": names, "split": split}
-    index |= {"group": "", "fold": -1, "box": "", "landmarks": "", "votes": "", "status": "ok"}
-    index |= {"has_roi": 1, "n_faces": 1, "roi_boxes": ""}
-    pd.DataFrame(index).to_csv(out / "index.csv", index=False)
-    params = {"face_size": face, "roi_size": roi, "padding": 0.25, "detector": "none"}
-    (out / "params.json").write_text(json.dumps(params))
-    summary = {"dataset": "synthetic", "classes": list(SEVEN), "synthetic": True}
-    (out / "summary.json").write_text(json.dumps(summary))
-    return out
+    per_class = -(-n // 7)
+    fractions = {"roi_fraction": 1.0, "test_fraction": 0.1, "val_fraction": 0.1}
+    return synthetic(out, per_class, face_size=face, roi_size=roi, seed=seed, **fractions)
 
 
 def loader_rate(prepared: Path, arch: str, threads: int, batch: int, n: int, pin: bool) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fer.contracts import ROI_NAMES  # noqa: E402
 from fer.data.io import UnreadableImage, load_image  # noqa: E402
 from fer.preprocess.align import predictor_path  # noqa: E402
-from fer.preprocess.detect import parse_min_face  # noqa: E402
+from fer.preprocess.mtcnn import parse_min_face  # noqa: E402
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs  # noqa: E402
 from fer.preprocess.prepare import iter_records  # noqa: E402
 from fer.preprocess.rois import parse_boxes, reference_boxes  # noqa: E402

@@ -12,7 +12,7 @@ where installed, no Snakemake, no ``../shared``), and prints, one section each:
    ``train_one_epoch`` with its on-device augmentation), eager and ``torch.compile``d;
 5. ``train``: end-to-end ``fer train`` img/s (``fer.train.run_job``: loader, copies, augmentation,
    step, validation, checkpoints), eager and compiled;
-6. ``eval``: evaluation img/s (``fer.evaluate.predict.predict_logits``) of the trained models;
+6. ``eval``: evaluation img/s (``fer.models.inference.model_logits``) of the trained models;
 7. ``parity``: the same weights and inputs on the CPU and the device, fp32 and bf16 logits;
 8. ``mtcnn``: fer's batched MTCNN on the device, frames/s, and its boxes against the CPU's.
 
@@ -93,7 +93,7 @@ def env(ctx: Context):
     import torchvision
 
     import fer
-    import fer.evaluate.predict  # noqa: F401
+    import fer.evaluate.infer  # noqa: F401
     import fer.train.loop  # noqa: F401
 
     print(
@@ -227,18 +227,18 @@ def train(ctx: Context):
 
 @section("eval")
 def evaluate(ctx: Context):
-    from fer.evaluate.predict import Inference, _inputs, load_checkpoints, predict_logits
+    from fer.models.inference import Inference, load_checkpoints, model_logits
     from fer.prepared import open_prepared
 
     d = open_prepared(ctx.prepared)
     rows = np.arange(len(d.index))
     for arch, path in ctx.models.items():
         (ck,) = load_checkpoints([path], arch)
-        arrays, _ = _inputs(d, "rois" if arch == "roi" else "global_input", ck)
+        arrays = {"face": d.faces, **(d.rois if arch == "roi" else {})}
         run = Inference(ctx.device, 8 if ctx.dry else 256, progress=False, announce=False)
-        predict_logits(ck, arrays, rows[: 2 * run.batch_size], run)  # warm-up
+        model_logits(ck, arrays, rows[: 2 * run.batch_size], run)  # warm-up
         t0 = time.perf_counter()
-        predict_logits(ck, arrays, rows, run)
+        model_logits(ck, arrays, rows, run)
         rate = len(rows) / (time.perf_counter() - t0)
         print(f"eval {arch:6s}: {rate:8.0f} img/s ({len(rows)} rows, batch {run.batch_size})")
 
@@ -246,7 +246,7 @@ def evaluate(ctx: Context):
 @section("parity")
 def parity(ctx: Context):
     from fer.models import create_model
-    from fer.train.augment import prepare_eval
+    from fer.models.transforms import eval_transform
 
     rng = np.random.default_rng(1)
     for arch in ("global", "roi"):
@@ -262,7 +262,7 @@ def parity(ctx: Context):
         def logits(device, bf16, raw=raw, model=model):
             model.to(device)
             x = {
-                k: prepare_eval(
+                k: eval_transform(
                     torch.from_numpy(v).to(device), ctx.face if k == "face" else ctx.roi
                 )
                 for k, v in raw.items()

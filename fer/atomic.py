@@ -45,6 +45,48 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             os.unlink(tmp)
 
 
+class StagedFile:
+    """For writers that need a file name rather than a handle (``torch.jit.save``, an ONNX
+    program, a video muxer): :attr:`tmp` is a unique temporary path beside ``path``, ending in
+    ``path``'s suffix (muxers pick the format by it). :meth:`commit` publishes it over ``path``,
+    :meth:`discard` removes it; used as a context manager it commits when the body succeeds and
+    discards on any failure. An ``OSError`` becomes a FerError naming ``path``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=f".tmp{self.path.suffix}", dir=self.path.parent
+            )
+            os.close(fd)
+        except OSError as exc:
+            raise FerError(f"{self.path}: could not write ({exc.strerror or exc})") from exc
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        """Publish the temporary file as :attr:`path`; returns it."""
+        try:
+            publish(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise FerError(f"{self.path}: could not write ({exc.strerror or exc})") from exc
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (if still there)."""
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_write(path) as handle:

@@ -36,8 +36,11 @@ VERBS: dict[str, tuple[str, str]] = {
     "pair": ("fer.predict.models", "write a models folder's fusion.json (the fused weights)"),
     "export": ("fer.predict.export", "export the fused pair as one ONNX or TorchScript graph"),
     "check-config": ("fer.check_config", "check that workflow config files are valid YAML"),
-    "fetch-weights": ("fer.imagenet", "download (or copy) ResNet-18 ImageNet weights to the cache"),
-    "import-reference": ("fer.models.reference", "import the authors' checkpoint files, safely"),
+    "fetch-weights": (
+        "fer.models.fetch",
+        "download (or copy) ResNet-18 ImageNet weights to the cache",
+    ),
+    "import-reference": ("fer.train.reference", "import the authors' checkpoint files, safely"),
 }
 
 

@@ -72,6 +72,30 @@ def _number(kind, word: str, least, most):
     return parse
 
 
+def checked(parse: Callable, name: str) -> Callable[[str], object]:
+    """An argparse type from a parser that raises FerError (e.g. ``Fusion.parse``): its message
+    becomes argparse's one-line ``argument --x: ...`` error. ``name`` is what the value is."""
+    from fer.errors import FerError
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except FerError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def add_fusion_weights(p: argparse.ArgumentParser, default, what: str) -> None:
+    """``--fusion-weights roi=W,global=W``: a :class:`fer.fusion.Fusion` (``default``: one, or
+    None where absent means something else, which ``what`` says)."""
+    from fer.fusion import Fusion
+
+    kind = checked(Fusion.parse, "roi=W,global=W")
+    p.add_argument("--fusion-weights", type=kind, default=default, help=what)
+
+
 def add_device(p: argparse.ArgumentParser, what: str = "torch device") -> None:
     """``--device``: auto (CUDA when visible), cpu, cuda or cuda:N."""
     help = f"{what}: auto (cuda when visible), cpu, cuda or cuda:N"

@@ -14,6 +14,7 @@ import pandas as pd
 
 from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES
 from fer.errors import FerError
+from fer.labels import CANONICAL
 from fer.provenance import sha256_file
 
 __all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
@@ -50,6 +51,41 @@ class PreparedData:
     @property
     def roi_size(self) -> int:
         return int(self.params["roi_size"])
+
+    @property
+    def is_kfold(self) -> bool:
+        """Whether the set carries k-fold indices (``fold`` >= 0) instead of a test split."""
+        return bool((self.index["fold"].astype(int) >= 0).any())
+
+    def votes(self, rows: np.ndarray) -> np.ndarray | None:
+        """FERPlus votes of ``rows``: float64 n×8 in canonical class order, or None where the
+        set has no votes (no ``votes`` column, or every cell of ``rows`` empty). A malformed
+        cell, or empty cells among filled ones, is a FerError naming the row."""
+        if "votes" not in self.index.columns:
+            return None
+        cells = self.index["votes"].astype(str).to_numpy()[rows]
+        filled = np.array([c.strip() not in ("", "nan") for c in cells], dtype=bool)
+        if not filled.any():
+            return None
+        where = self.root / "index.csv"
+        if not filled.all():
+            raise FerError(
+                f"{where}: {int((~filled).sum())} of these {len(cells)} rows have an empty votes "
+                "cell; a FERPlus set needs votes on every row"
+            )
+        out = np.zeros((len(cells), len(CANONICAL)), np.float64)
+        for i, cell in enumerate(cells):
+            parts = [p for p in cell.split(";") if p.strip()]
+            try:
+                if len(parts) != len(CANONICAL):
+                    raise ValueError(cell)
+                out[i] = [float(p) for p in parts]
+            except ValueError:
+                raise FerError(
+                    f"{where}: row {int(rows[i])} votes {cell!r}; expected {len(CANONICAL)} "
+                    "numbers n0;...;n7 in canonical order"
+                ) from None
+        return out
 
     def rows(self, split: str | None = None, fold: int | None = None, with_roi=None):
         """Row numbers (np.int64) of the usable (readable) images matching the filters.

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -42,25 +43,76 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def fake_prepared(tmp_path):
-    """Factory: ``fake_prepared(**kwargs)`` writes synthetic prepared data (tests/fakes.py)."""
-    from tests.fakes import write_fake_prepared
+    """Factory: ``fake_prepared(**kwargs)`` writes synthetic prepared data (fer.synthetic)."""
+    from fer.synthetic import write_prepared
 
     def make(name: str = "prepared", **kwargs):
-        return write_fake_prepared(tmp_path / name, **kwargs)
+        return write_prepared(tmp_path / name, **kwargs)
 
     return make
 
 
-@pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """The real demo workflow, end to end, in a scratch working directory (session-scoped)."""
-    work = tmp_path_factory.mktemp("demo_run")
-    shutil.copytree(REPO / "config", work / "config")
-    r = smk("reports/all.html", "--cores", "2", "--resources", "gpu=1", cwd=work, timeout=1500)
+WHOLE_RUNS = {"demo_run", "features_run", "slurm_run"}  # fixtures that run the whole workflow
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses a whole workflow run is ``slow`` (``make test-fast`` leaves it out)."""
+    for item in items:
+        if WHOLE_RUNS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def run_workflow(work: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    """The one end-to-end run of the test suite: Snakemake builds ``reports/all.html`` in
+    ``work`` (2 cores, ``gpu=1``) with ``args`` (config files, ...). A failed run fails the
+    calling test, with Snakemake's message and the tail of every job's log."""
+    r = smk(
+        *args,
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--",
+        "reports/all.html",
+        cwd=work,
+        timeout=timeout,
+    )
     if r.returncode != 0:
         logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in (work / "logs").rglob("*.log"))
-        pytest.fail(f"demo workflow failed:\n{r.stderr[-5000:]}\n{logs}")
+        pytest.fail(f"workflow run in {work} failed:\n{r.stderr[-5000:]}\n{logs}")
+    return r
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The real demo workflow (``make report``'s), end to end, in a scratch working directory."""
+    work = tmp_path_factory.mktemp("demo_run")
+    shutil.copytree(REPO / "config", work / "config")
+    run_workflow(work)
     return work
+
+
+@dataclass
+class FeaturesRun:
+    """The features run: its folder, config and Snakemake's process."""
+
+    work: Path
+    config: dict
+    process: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def features_run(tmp_path_factory) -> FeaturesRun:
+    """One workflow run of tests/features.py's config: replicate seeds, the authors' imported
+    checkpoints, a user's class folders and a k-fold set of real faces, in one report (the real
+    faces' sets where ../shared/data is at hand)."""
+    pytest.importorskip("dlib")
+    from tests.features import write_config
+
+    work = tmp_path_factory.mktemp("features_run")
+    shared = SHARED_DATA if (SHARED_DATA / "ckplus48").is_dir() else None
+    config = write_config(work, shared)
+    return FeaturesRun(work, config, run_workflow(work, "--configfile=features.yaml"))
 
 
 @pytest.fixture

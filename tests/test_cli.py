@@ -118,9 +118,9 @@ def test_every_module_entry_point_reports_user_errors_in_one_line(module, tmp_pa
 def test_under_log_each_epoch_reaches_the_terminal_prefixed_by_the_log(tmp_path):
     import json
 
-    from tests.fakes import write_fake_prepared
+    from fer.synthetic import write_prepared
 
-    prepared = write_fake_prepared(tmp_path / "p")
+    prepared = write_prepared(tmp_path / "p")
     log = tmp_path / "logs" / "train.log"
     recipe = {"epochs": 2, "batch_size": 8, "samples_per_class": 4, "workers": 0}
     r = fer(

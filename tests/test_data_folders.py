@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fer.data import get_adapter
 from fer.data.manifest import build_manifest
 from fer.errors import FerError
-from tests.conftest import REPO, smk
 
 
 def touch(path: Path) -> None:
@@ -89,60 +86,11 @@ def test_mistakes_are_one_line_saying_what_to_write(folder, options, message, tm
         get_adapter("folders")(root, options)
 
 
-def test_a_class_folder_data_set_of_real_faces_runs_through_the_workflow(shared_data, tmp_path):
+def test_a_class_folder_data_set_of_real_faces_runs_through_the_workflow(shared_data, features_run):
     """CK+48 faces laid out as a user's own train/test class folders (subjects apart, folder
-    names in other spellings), prepared, trained and scored by the workflow, with no code."""
-    pytest.importorskip("dlib")
-    root = tmp_path / "my-faces"
-    spelled = {"happy": "Happiness", "surprise": "surprised", "sadness": "Sad", "anger": "joy"}
-    for source, folder in spelled.items():
-        files = sorted((shared_data / "ckplus48" / source).glob("*.png"))
-        subjects = sorted({f.name.split("_")[0] for f in files})
-        test_subjects = set(subjects[-4:])
-        for f in files[:: max(1, len(files) // 24)]:
-            split = "test" if f.name.split("_")[0] in test_subjects else "train"
-            (root / split / folder).mkdir(parents=True, exist_ok=True)
-            shutil.copy(f, root / split / folder / f.name)
-    work = tmp_path / "work"
-    shutil.copytree(REPO / "config", work / "config")
-    quick = {
-        "epochs": 2,
-        "batch_size": 16,
-        "lr": 0.01,
-        "samples_per_class": 16,
-        "face_size": 48,
-        "roi_size": 24,
-        "augment": False,
-        "weights": "none",
-        "workers": 0,
-    }
-    cfg = {
-        "title": "my faces",
-        "datasets": {
-            "mine": {
-                "adapter": "folders",
-                "root": str(root),
-                "detector": "none",
-                "options": {"classes": {"joy": "anger"}, "group_pattern": "^(S\\d+)_"},
-            }
-        },
-        "train_on": ["mine"],
-        "targets": {"mine": ["mine"]},
-        "preprocess": {"face_size": 48, "roi_size": 24},
-        "train": {"defaults": quick},
-    }
-    (work / "mine.yaml").write_text(yaml.safe_dump(cfg))
-    r = smk(
-        "reports/all.html",
-        "--configfile=mine.yaml",
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-        cwd=work,
-        timeout=1200,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    names in other spellings), prepared, trained and scored by the workflow, with no code
+    (the ``mine`` set of the features run, tests/features.py)."""
+    work, r = features_run.work, features_run.process
     summary = json.loads((work / "resources/mine/manifest.summary.json").read_text())
     assert summary["adapter"] == "folders" and summary["n_groups"] >= 8
     assert summary["classes"] == ["happy", "sad", "surprise", "anger"]

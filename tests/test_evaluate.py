@@ -16,13 +16,16 @@ import torch
 from torch import nn
 
 from fer.errors import FerError
-from fer.evaluate import EvalCell, Target
-from fer.evaluate import predict as ev
-from fer.evaluate.cli import parse_weights
-from fer.evaluate.scoring import fuse, validate_result
+from fer.evaluate import EvaluateJob, InferJob, evaluate
+from fer.evaluate import infer as ev
+from fer.evaluate.scoring import validate_result
+from fer.fusion import Fusion
 from fer.labels import CANONICAL, SEVEN
+from fer.models.inference import Checkpoint, Inference, model_logits
+from fer.models.transforms import IMAGENET_MEAN as MEAN
+from fer.models.transforms import IMAGENET_STD as STD
 from fer.prepared import ROI_NAMES, open_prepared
-from fer.train.augment import MEAN, STD
+from fer.provenance import resolve_device
 
 SIX = ("happy", "sad", "surprise", "fear", "disgust", "anger")
 
@@ -64,7 +67,7 @@ class TableNet(nn.Module):
         return z, torch.zeros_like(z), torch.zeros_like(z)
 
 
-def ckpt(kind: str, table, classes=SEVEN, fold=None, **meta) -> ev.Checkpoint:
+def ckpt(kind: str, table, classes=SEVEN, fold=None, **meta) -> Checkpoint:
     meta = {
         "model": kind,
         "classes": list(classes),
@@ -76,15 +79,23 @@ def ckpt(kind: str, table, classes=SEVEN, fold=None, **meta) -> ev.Checkpoint:
         "dataset": "train",
         **meta,
     }
-    return ev.Checkpoint(
+    return Checkpoint(
         Path(f"models/train/{kind}.fold{fold}.pt"), TableNet(table, kind == "roi"), meta
     )
 
 
-def make_cell(arch="fused", target="demo", within=False, **kw) -> EvalCell:
-    """A cell as the tests score it: CPU, batches of 5, 200 bootstrap resamples, no bar."""
-    base = {"device": "cpu", "batch_size": 5, "bootstrap": 200, "progress": False}
-    return EvalCell("train", target, arch, Path("p"), within=within, **(base | kw))
+def record_of(data, g, r, target="demo", within=False, protocol="shared"):
+    """The prediction record of loaded stand-in checkpoints: CPU, batches of 5, no bar."""
+    rows = "within" if within else "all"
+    run = {"batch_size": 5, "device": "cpu", "progress": False}
+    job = InferJob("train", target, data.root, rows=rows, protocol=protocol, **run)
+    return ev.infer_loaded(job, data, g, r)
+
+
+def score_cell(data, g, r, arch="fused", target="demo", within=False, **kw) -> dict:
+    """One cell scored from the record of ``g`` / ``r`` (200 bootstrap resamples)."""
+    record = record_of(data, g, r, target, within, kw.get("protocol", "shared"))
+    return evaluate(EvaluateJob("train", target, arch, (record,), bootstrap=200, **kw))
 
 
 def labels_of(data, rows):
@@ -102,9 +113,8 @@ def test_fused_is_the_weighted_sum_with_global_fallback(demo):
     n = len(demo.index)
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
     g, r = ckpt("global", zg), ckpt("roi", zr)
-    spec = Target("train", "demo", demo.root, device="cpu", batch_size=5, progress=False)
-    record = ev.infer_loaded(spec, demo, [g], [r])
-    w = {"roi": 0.55, "global": 0.45}
+    record = record_of(demo, [g], [r])
+    w = Fusion(0.55, 0.45)
     has = demo.index["has_roi"].to_numpy() == 1
     by_hand = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
     assert record.predicted("fused", w).tolist() == by_hand.tolist()
@@ -120,24 +130,12 @@ def test_fusion_weights_flag_is_used(demo):
     rng = np.random.default_rng(5)
     n = len(demo.index)
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
-    res = ev.score_cell(
-        make_cell(fusion=(0.9, 0.1)),
-        demo,
-        [ckpt("global", zg)],
-        [ckpt("roi", zr)],
-    )
+    res = score_cell(demo, [ckpt("global", zg)], [ckpt("roi", zr)], fusion=Fusion(0.9, 0.1))
     has = demo.index["has_roi"].to_numpy() == 1
     pred = np.where(has, (0.9 * zr + 0.1 * zg).argmax(1), zg.argmax(1))
     y = [SEVEN.index(c) for c in labels_of(demo, np.arange(n))]
     assert res["accuracy"] == pytest.approx(np.mean(pred == y))
     assert res["provenance"]["fusion_weights"] == {"roi": 0.9, "global": 0.1}
-
-
-def test_fuse_ignores_roi_logits_where_no_roi():
-    zg = np.array([[1.0, 0.0], [0.0, 1.0]])
-    zr = np.array([[0.0, 10.0], [np.nan, np.nan]])
-    z = fuse(zr, zg, np.array([True, False]), {"roi": 0.5, "global": 0.5})
-    assert z.tolist() == [[0.5, 5.0], [0.0, 1.0]]
 
 
 @pytest.mark.parametrize("arch", ["global", "roi", "fused"])
@@ -147,7 +145,7 @@ def test_each_arch_result_validates_and_compares_on_roi_subset(demo, arch):
     zg, zr = rng.normal(size=(n, 7)), rng.normal(size=(n, 7))
     y = np.array([SEVEN.index(c) for c in labels_of(demo, np.arange(n))])
     has = demo.index["has_roi"].to_numpy() == 1
-    res = ev.score_cell(make_cell(arch), demo, [ckpt("global", zg)], [ckpt("roi", zr)])
+    res = score_cell(demo, [ckpt("global", zg)], [ckpt("roi", zr)], arch)
     validate_result(res)
     fused = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
     sub = {"global": zg.argmax(1), "roi": zr.argmax(1), "fused": fused}
@@ -167,7 +165,7 @@ def test_each_arch_result_validates_and_compares_on_roi_subset(demo, arch):
 
 def test_roi_only_result_has_null_for_missing_models(demo):
     n = len(demo.index)
-    res = ev.score_cell(make_cell("roi"), demo, [], [ckpt("roi", np.eye(7)[np.arange(n) % 7])])
+    res = score_cell(demo, [], [ckpt("roi", np.eye(7)[np.arange(n) % 7])], "roi")
     assert res["roi_subset"]["accuracy"]["global"] is None
     assert res["roi_subset"]["accuracy"]["fused"] is None
     assert list(res["provenance"]["checkpoints"]) == ["roi"]
@@ -196,7 +194,7 @@ def test_cross_dataset_slices_logits_before_argmax(
     zg[:, unscored] += 100.0  # a dropped logit must never win
     zr[:, unscored] += 100.0
     g, r = ckpt("global", zg, mclasses), ckpt("roi", zr, mclasses)
-    res = ev.score_cell(make_cell("fused", target, protocol=protocol), data, [g], [r])
+    res = score_cell(data, [g], [r], "fused", target, protocol=protocol)
     names = labels_of(data, np.arange(n))
     keep = np.array([c in scored for c in names])
     cols = [list(mclasses).index(c) for c in scored]
@@ -215,18 +213,18 @@ def test_cross_dataset_slices_logits_before_argmax(
     assert lm["dropped_target_classes"] == dropped and lm["protocol"] == protocol
 
 
-def test_predict_logits_keeps_the_given_row_order(demo):
+def test_model_logits_keeps_the_given_row_order(demo):
     table = np.arange(len(demo.index) * 7, dtype=float).reshape(-1, 7)
     rows = np.array([9, 2, 17, 0, 5, 11, 3])
-    opts = ev.Inference(torch.device("cpu"), 3, progress=False)
-    z = ev.predict_logits(ckpt("global", table), {"face": demo.faces}, rows, opts)
+    opts = Inference(torch.device("cpu"), 3, progress=False)
+    z = model_logits(ckpt("global", table), {"face": demo.faces}, rows, opts)
     assert z.tolist() == table[rows].tolist()
 
 
 def test_within_scores_the_test_split_only(demo):
     n = len(demo.index)
     g = ckpt("global", np.zeros((n, 7)))
-    res = ev.score_cell(make_cell("global", within=True), demo, [g], [])
+    res = score_cell(demo, [g], [], "global", within=True)
     test_rows = demo.rows(split="test")
     assert sorted(g.model.seen) == test_rows.tolist() and res["n_images"] == len(test_rows)
     assert res["within"] is True
@@ -241,7 +239,7 @@ def test_kfold_per_fold_pooled_mean_and_std(fake_prepared):
     n, rng = len(data.index), np.random.default_rng(7)
     tables = [rng.normal(size=(n, 7)) for _ in range(3)]
     cks = [ckpt("global", t, fold=k) for k, t in enumerate(tables)]
-    res = ev.score_cell(make_cell("global", within=True), data, cks[::-1], [])
+    res = score_cell(data, cks[::-1], [], "global", within=True)
     y_all = np.array([SEVEN.index(c) for c in labels_of(data, np.arange(n))])
     accs, hits = [], []
     for k, ck in enumerate(cks):
@@ -273,9 +271,7 @@ def test_ferplus_votes_give_two_accuracies(fake_prepared):
     data = open_prepared(root)
     pred = (index["label"].to_numpy() + np.arange(n) % 3) % 8  # right, runner-up, wrong
     table = np.eye(8)[pred]
-    res = ev.score_cell(
-        make_cell("global", "ferplus"), data, [ckpt("global", table, CANONICAL)], []
-    )
+    res = score_cell(data, [ckpt("global", table, CANONICAL)], [], "global", "ferplus")
     assert res["ferplus"]["majority_accuracy"] == pytest.approx(res["accuracy"])
     assert res["accuracy"] == pytest.approx(np.mean(np.arange(n) % 3 == 0))
     assert res["ferplus"]["any_vote_accuracy"] == pytest.approx(np.mean(np.arange(n) % 3 < 2))
@@ -285,7 +281,7 @@ def test_selection_on_test_is_flagged(demo):
     n = len(demo.index)
     g = ckpt("global", np.zeros((n, 7)))  # selected on val
     r = ckpt("roi", np.zeros((n, 7)), selection="test")
-    res = ev.score_cell(make_cell("fused"), demo, [g], [r])
+    res = score_cell(demo, [g], [r])
     assert res["provenance"]["selected_on_test"] is True
     assert res["provenance"]["selection"] == "test"
     assert any("selected_on_test" in w for w in res["warnings"])
@@ -294,29 +290,23 @@ def test_selection_on_test_is_flagged(demo):
 def test_errors_name_the_file(fake_prepared, demo):
     n = len(demo.index)
     only_contempt = ckpt("global", np.zeros((n, 2)), ("neutral", "contempt"))
+    jaffe = open_prepared(fake_prepared("j", classes=SIX))
     with pytest.raises(FerError, match=r"global\.foldNone\.pt.*share no scored class"):
-        ev.score_cell(
-            make_cell("global", protocol="reference", target="jaffe"),
-            open_prepared(fake_prepared("j", classes=SIX)),
-            [only_contempt],
-            [],
-        )
+        score_cell(jaffe, [only_contempt], [], "global", "jaffe", protocol="reference")
     no_roi = open_prepared(fake_prepared("noroi", roi_fraction=0.0))
     with pytest.raises(FerError, match=r"index\.csv.*ROIs"):
-        ev.score_cell(make_cell("roi"), no_roi, [], [ckpt("roi", np.zeros((n, 7)))])
+        score_cell(no_roi, [], [ckpt("roi", np.zeros((n, 7)))], "roi")
     no_test = open_prepared(fake_prepared("notest", test_fraction=0.0))
     with pytest.raises(FerError, match=r"index\.csv: no image"):
-        ev.score_cell(
-            make_cell("global", within=True), no_test, [ckpt("global", np.zeros((n, 7)))], []
-        )
+        score_cell(no_test, [ckpt("global", np.zeros((n, 7)))], [], "global", within=True)
     orig = ckpt("global", np.zeros((n, 7)), global_input="original")
     with pytest.raises(FerError, match=r"original\.npy: missing"):
-        ev.score_cell(make_cell("global"), demo, [orig], [])
+        score_cell(demo, [orig], [], "global")
     two = [ckpt("global", np.zeros((n, 7))), ckpt("global", np.zeros((n, 7)))]
     with pytest.raises(FerError, match="one checkpoint per arch"):
-        ev.score_cell(make_cell("global"), demo, two, [])
-    with pytest.raises(FerError, match="fusion-weights"):
-        parse_weights("roi=0.5")
+        score_cell(demo, two, [], "global")
+    with pytest.raises(FerError, match="no checkpoint given"):
+        record_of(demo, [], [])
 
 
 def test_kfold_pairs_must_match(fake_prepared):
@@ -341,7 +331,7 @@ def test_global_input_original_feeds_global_arch_but_not_fusion(fake_prepared):
     g = ckpt("global", zg, global_input="original")
     y = np.array([SEVEN.index(c) for c in labels_of(data, np.arange(n))])
     has = data.index["has_roi"].to_numpy() == 1
-    res = ev.score_cell(make_cell("fused"), data, [g], [ckpt("roi", zr)])
+    res = score_cell(data, [g], [ckpt("roi", zr)])
     fused = np.where(has, (0.55 * zr + 0.45 * zg[:n]).argmax(1), zg[:n].argmax(1))
     assert res["accuracy"] == pytest.approx(np.mean(fused == y))
     on_original = zg[n:].argmax(1)
@@ -358,12 +348,12 @@ def test_bad_label_code_names_index_csv(fake_prepared):
     index.to_csv(root / "index.csv", index=False)
     data = open_prepared(root)
     with pytest.raises(FerError, match=r"index\.csv: label column"):
-        ev.score_cell(make_cell("global"), data, [ckpt("global", np.zeros((7, 7)))], [])
+        score_cell(data, [ckpt("global", np.zeros((7, 7)))], [], "global")
 
 
 def test_device_flag_errors():
     with pytest.raises(FerError, match="--device 'nonsense'"):
-        ev.resolve_device("nonsense")
+        resolve_device("nonsense")
     if not torch.cuda.is_available():
         with pytest.raises(FerError, match="no CUDA device"):
-            ev.resolve_device("cuda")
+            resolve_device("cuda")

@@ -1,4 +1,5 @@
-"""`fer evaluate` end to end with tiny real models (random init) saved as real checkpoints."""
+"""`fer infer` then `fer evaluate` end to end with tiny real models (random init) saved as real
+checkpoints."""
 
 from __future__ import annotations
 
@@ -38,32 +39,22 @@ def ckpts(tmp_path_factory):
     return paths
 
 
+def infer(prepared, ckpts, out, *extra):
+    """``fer infer`` of both checkpoints (those ``ckpts`` names) over ``prepared``."""
+    models = [arg for kind in ckpts for arg in (f"--{kind}-ckpt", str(ckpts[kind]))]
+    argv = ["infer", "--dataset", "demo", "--target", "demo", "--prepared", str(prepared)]
+    argv += [*models, "--no-progress", "--device", "cpu", "--batch-size", "16"]
+    return cli.main([*argv, "--out", str(out), *extra])
+
+
 def run(prepared, ckpts, out, arch="fused", *extra):
-    argv = [
-        "evaluate",
-        "--dataset",
-        "demo",
-        "--target",
-        "demo",
-        "--arch",
-        arch,
-        "--prepared",
-        str(prepared),
-        "--global-ckpt",
-        str(ckpts["global"]),
-        "--roi-ckpt",
-        str(ckpts["roi"]),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--device",
-        "cpu",
-        "--batch-size",
-        "16",
-        "--config-hash",
-        "abc123",
-        *extra,
-    ]
+    """``fer infer`` into a record beside ``out``, then ``fer evaluate`` of ``arch`` from it."""
+    record = out.parent / "records" / f"{out.stem}.npz"
+    rc = infer(prepared, ckpts, record, *extra)
+    if rc != 0:
+        return rc
+    argv = ["evaluate", "--dataset", "demo", "--target", "demo", "--arch", arch]
+    argv += ["--predictions", str(record), "--config-hash", "abc123", "--out", str(out)]
     return cli.main(argv)
 
 
@@ -73,7 +64,8 @@ def test_cli_writes_a_schema_valid_result_atomically(fake_prepared, ckpts, tmp_p
     assert run(prepared, ckpts, out, "fused", "--within") == 0
     result = json.loads(out.read_text())
     jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())).validate(result)
-    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temp file left behind
+    files = [p.name for p in out.parent.iterdir() if p.is_file()]
+    assert files == [out.name]  # no temp file left behind
     prov = result["provenance"]
     assert prov["config_hash"] == "abc123" and prov["checkpoints"]["roi"]["model"] == "roi"
     assert prov["input_resize"] == {"global/faces": [32, 48]}
@@ -112,43 +104,34 @@ def test_cli_reports_bad_input_as_one_line_error(fake_prepared, ckpts, tmp_path,
     assert not (tmp_path / "x.json").exists()
 
 
-def test_cli_needs_both_checkpoints_for_fused(fake_prepared, ckpts, tmp_path, capsys):
-    argv = [
-        "evaluate",
-        "--dataset",
-        "demo",
-        "--target",
-        "demo",
-        "--arch",
-        "fused",
-        "--prepared",
-        str(fake_prepared(n_per_class=2)),
-        "--global-ckpt",
-        str(ckpts["global"]),
-        "--out",
-        str(tmp_path / "x.json"),
-    ]
-    assert cli.main(argv) == 2
-    assert "--roi-ckpt" in capsys.readouterr().err
+def test_cli_needs_both_models_for_fused(fake_prepared, ckpts, tmp_path, capsys):
+    only_global = {"global": ckpts["global"]}
+    assert run(fake_prepared(n_per_class=2), only_global, tmp_path / "r" / "x.json") == 2
+    err = capsys.readouterr().err
+    assert "x.npz: arch fused needs the roi model's logits" in err, err
 
 
 def test_real_models_fused_predictions_match_hand_fusion(fake_prepared, ckpts):
     """With real networks: fused argmax = argmax(0.55·x_roi + 0.45·z_global) on ROI rows."""
-    from fer.evaluate import Target
-    from fer.evaluate import predict as ev
+    from fer.contracts import ROI_NAMES
+    from fer.evaluate import InferJob
+    from fer.evaluate.infer import infer
+    from fer.fusion import REFERENCE
+    from fer.models.inference import load_checkpoints
+    from fer.models.transforms import eval_transform
     from fer.prepared import open_prepared
-    from fer.train.augment import prepare_eval
 
     data = open_prepared(fake_prepared(n_per_class=2, roi_fraction=0.5))
-    g = ev.load_checkpoints([ckpts["global"]], "global")[0]
-    r = ev.load_checkpoints([ckpts["roi"]], "roi")[0]
+    g = load_checkpoints([ckpts["global"]], "global")[0]
+    r = load_checkpoints([ckpts["roi"]], "roi")[0]
     rows = data.rows()
     has = data.index["has_roi"].to_numpy()[rows] == 1
     with torch.inference_mode():
-        zg = g.model(prepare_eval(torch.from_numpy(data.faces[rows]), 48)).numpy()
-        rois = {k: prepare_eval(torch.from_numpy(data.rois[k][rows]), 16) for k in ev.ROI_NAMES}
-        zr = r.model(prepare_eval(torch.from_numpy(data.faces[rows]), 32), **rois)[0].numpy()
-    spec = Target("train", "demo", data.root, device="cpu", batch_size=7, progress=False)
-    record = ev.infer_loaded(spec, data, [g], [r])
+        zg = g.model(eval_transform(torch.from_numpy(data.faces[rows]), 48)).numpy()
+        rois = {k: eval_transform(torch.from_numpy(data.rois[k][rows]), 16) for k in ROI_NAMES}
+        zr = r.model(eval_transform(torch.from_numpy(data.faces[rows]), 32), **rois)[0].numpy()
+    paths = {"global_ckpts": (g.path,), "roi_ckpts": (r.path,)}
+    job = InferJob("train", "demo", data.root, **paths, device="cpu", batch_size=7, progress=False)
+    record = infer(job)
     expect = np.where(has, (0.55 * zr + 0.45 * zg).argmax(1), zg.argmax(1))
-    assert record.predicted("fused", {"roi": 0.55, "global": 0.45}).tolist() == expect.tolist()
+    assert record.predicted("fused", REFERENCE).tolist() == expect.tolist()

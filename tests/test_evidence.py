@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 
 from fer.errors import FerError
-from fer.evaluate import EvalCell, Target, evaluate, metrics
-from fer.evaluate import predict as ev
-from fer.evaluate.compare import FUSION_GRID, choose_fusion
+from fer.evaluate import EvaluateJob, InferJob, evaluate, metrics
+from fer.evaluate import infer as ev
+from fer.evaluate.compare import choose_fusion
 from fer.evaluate.records import Predictions
+from fer.fusion import GRID, REFERENCE, Fusion
 from fer.prepared import open_prepared
-from tests.test_evaluate import ckpt, make_cell, tag_rows
+from tests.test_evaluate import ckpt, tag_rows
 from tests.test_evaluate_cli import ckpts  # noqa: F401 (a fixture)
 
 A = np.array([1, 1, 1, 0, 0, 1, 0, 1, 1, 0], dtype=bool)
@@ -102,22 +103,24 @@ def _models(n, seed, recipe=True, **meta):
 
 def _record(demo, seed, rows="within", **meta):
     g, r = _models(len(demo.index), seed, **meta)
-    spec = Target("train", "demo", demo.root, rows=rows, device="cpu", batch_size=4)
+    spec = InferJob("train", "demo", demo.root, rows=rows, device="cpu", batch_size=4)
     return ev.infer_loaded(spec, demo, [g], [r])
 
 
-def test_cells_from_a_saved_record_equal_the_cells_scored_in_memory(demo, tmp_path):
-    g, r = _models(len(demo.index), 0)
+def cell(arch: str, **kw) -> EvaluateJob:
+    return EvaluateJob("train", "demo", arch, **kw)
+
+
+def test_cells_from_a_saved_record_equal_the_cells_from_the_record_in_memory(demo, tmp_path):
     record = _record(demo, 0)
     record.save(tmp_path / "p.npz")
     loaded = Predictions.load(tmp_path / "p.npz")
     assert loaded.meta["record_version"] == 1 and len(loaded) == len(record)
     for arch in ("global", "roi", "fused"):
-        cell = make_cell(arch, within=True)
-        direct = ev.score_cell(cell, demo, [g], [r])
+        direct = evaluate(cell(arch, records=(record,), bootstrap=200))
         saved = (tmp_path / "p.npz",)
-        from_file = evaluate(EvalCell("train", "demo", arch, predictions=saved, bootstrap=200))
-        direct["provenance"].pop("predictions")
+        from_file = evaluate(cell(arch, predictions=saved, bootstrap=200))
+        assert direct["provenance"].pop("predictions") == []
         assert from_file["provenance"].pop("predictions") == [str(tmp_path / "p.npz")]
         for key in ("accuracy", "accuracy_ci95", "confusion_matrix", "per_class", "paired"):
             assert from_file[key] == direct[key], (arch, key)
@@ -126,8 +129,8 @@ def test_cells_from_a_saved_record_equal_the_cells_scored_in_memory(demo, tmp_pa
 
 def test_replicates_report_mean_and_std_over_seeds(demo, tmp_path):
     records = [_record(demo, s) for s in (0, 1, 2)]
-    res = evaluate(EvalCell("train", "demo", "fused", records=tuple(records), bootstrap=100))
-    singles = [evaluate(EvalCell("train", "demo", "fused", records=(rec,))) for rec in records]
+    res = evaluate(cell("fused", records=tuple(records), bootstrap=100))
+    singles = [evaluate(cell("fused", records=(rec,))) for rec in records]
     accs = [s["accuracy"] for s in singles]
     rep = res["replicates"]
     assert rep["seeds"] == [0, 1, 2] and rep["accuracy"] == accs
@@ -142,23 +145,21 @@ def test_replicates_report_mean_and_std_over_seeds(demo, tmp_path):
 def test_replicates_must_score_the_same_rows(demo):
     a, b = _record(demo, 0), _record(demo, 1, rows="all")
     with pytest.raises(FerError, match="replicate records"):
-        evaluate(EvalCell("train", "demo", "global", records=(a, b)))
+        evaluate(cell("global", records=(a, b)))
 
 
 def test_fusion_weight_is_chosen_on_validation_rows(demo):
     val = _record(demo, 0, rows="val")
     test = _record(demo, 0)
     assert len(val) and not set(val["row"]) & set(test["row"])  # never a test row
-    w, acc, n = choose_fusion(val, 0.55)
-    scores = {
-        x: np.mean(val.predicted("fused", {"roi": x, "global": 1 - x}) == val["y"])
-        for x in FUSION_GRID
-    }
+    chosen, acc, n = choose_fusion(val, REFERENCE)
+    scores = {x: np.mean(val.predicted("fused", Fusion(x, 1 - x)) == val["y"]) for x in GRID}
+    w = chosen.w_roi
     assert acc == max(scores.values()) == scores[w] and n == len(val)
-    res = evaluate(EvalCell("train", "demo", "fused", records=(test,), validation=(val,)))
+    res = evaluate(cell("fused", records=(test,), validation=(val,)))
     vf = res["validated_fusion"]
     assert vf["per_seed"][0]["weights"] == {"roi": w, "global": round(1 - w, 2)}
-    expect = test.predicted("fused", {"roi": w, "global": 1 - w}) == test["y"]
+    expect = test.predicted("fused", Fusion(w, 1 - w)) == test["y"]
     assert vf["accuracy"] == pytest.approx(expect.mean())
     assert res["provenance"]["fusion_weights"] == {"roi": 0.55, "global": 0.45}  # headline
 
@@ -166,9 +167,7 @@ def test_fusion_weight_is_chosen_on_validation_rows(demo):
 def test_no_validation_split_gives_a_reason_not_a_weight(demo):
     val = _record(demo, 0, rows="val", recipe=False)
     assert len(val) == 0 and "records no training recipe" in val.meta["reason"]
-    res = evaluate(
-        EvalCell("train", "demo", "fused", records=(_record(demo, 0),), validation=(val,))
-    )
+    res = evaluate(cell("fused", records=(_record(demo, 0),), validation=(val,)))
     assert res["validated_fusion"]["accuracy"] is None
     assert "records no training recipe" in res["validated_fusion"]["reason"]
 
@@ -199,18 +198,24 @@ def test_fer_infer_then_evaluate_from_the_command_line(ckpts, fake_prepared, tmp
     assert main([*args, "--predictions", str(out), "--out", str(res_path)]) == 0
     assert res_path.is_file() and Predictions.load(out).meta["rows"] == "all"
     both = [*args, "--predictions", str(out), "--prepared", str(prepared), "--out", "x.json"]
-    assert main(both) == 2  # the logits are in the record already: refused, with one line
+    with pytest.raises(SystemExit) as stop:  # fer evaluate scores records and nothing else
+        main(both)
+    assert stop.value.code == 2
 
 
 def test_scored_record_refuses_another_protocol(demo):
     rec = _record(demo, 0)
     with pytest.raises(FerError, match="protocol 'shared'"):
-        evaluate(EvalCell("train", "demo", "fused", records=(rec,), protocol="reference"))
+        evaluate(cell("fused", records=(rec,), protocol="reference"))
 
 
-def test_target_rows_value_is_checked():
+def test_job_values_are_checked():
     with pytest.raises(FerError, match="rows 'some'"):
-        Target("a", "b", Path("p"), rows="some")
+        InferJob("a", "b", Path("p"), rows="some")
+    with pytest.raises(FerError, match="scored from prediction records"):
+        EvaluateJob("a", "b", "fused")
+    with pytest.raises(FerError, match="expected a fer.fusion.Fusion"):
+        EvaluateJob("a", "b", "fused", (None,), fusion={"roi": 1, "global": 0})
 
 
 def test_scoring_a_cell_from_records_imports_no_torch(demo, tmp_path):

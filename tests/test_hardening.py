@@ -20,8 +20,9 @@ from PIL import Image
 from fer.cli import main as fer_main
 from fer.errors import FerError
 from fer.prepared import open_prepared
+from fer.synthetic import write_prepared
 from tests.conftest import BIN, REPO, SHARED_DATA
-from tests.fakes import write_fake_prepared, write_manifest
+from tests.fakes import write_manifest
 
 QUICK = {"epochs": 1, "batch_size": 8, "samples_per_class": 4, "workers": 0}
 
@@ -136,7 +137,7 @@ def test_resnet34_weights_are_refused_as_resnet18_naming_what_the_file_holds(tmp
     for arch in ("global", "roi"):
         with pytest.raises(FerError, match=r"resnet34\.pth: holds ResNet-34 weights .*3, 4, 6, 3"):
             create_model(arch, 7, 32, 16, weights=str(path))
-    prepared = write_fake_prepared(tmp_path / "p")
+    prepared = write_prepared(tmp_path / "p")
     r = fer(
         "train",
         "--prepared",
@@ -158,7 +159,7 @@ def test_a_run_does_not_resume_from_the_state_of_other_prepared_data(tmp_path, c
     """Same counts, same recipe, other pixels: the saved state is not resumed, and says why."""
     from fer.train import cli as train_cli
 
-    prepared = write_fake_prepared(tmp_path / "p", seed=0)
+    prepared = write_prepared(tmp_path / "p", seed=0)
     out = tmp_path / "m" / "global.pt"
     argv = [
         "--prepared",
@@ -178,7 +179,7 @@ def test_a_run_does_not_resume_from_the_state_of_other_prepared_data(tmp_path, c
     assert train_cli.main(argv) == 0  # unchanged data: the finished state is resumed
     assert json.loads(out.with_suffix(".run.json").read_text())["resumed_from_epoch"] == 1
     capsys.readouterr()
-    write_fake_prepared(tmp_path / "p", seed=1)  # re-prepared: the same counts, other content
+    write_prepared(tmp_path / "p", seed=1)  # re-prepared: the same counts, other content
     assert train_cli.main(argv) == 0
     err = capsys.readouterr().err
     assert "was saved for other prepared data (its index or arrays changed since)" in err
@@ -228,7 +229,7 @@ def test_a_worker_that_dies_stops_prepare_with_one_line_never_a_hang(
 def _tiny_checkpoint(tmp_path) -> Path:
     from fer.train import cli as train_cli
 
-    prepared = write_fake_prepared(tmp_path / "ckpt-data")
+    prepared = write_prepared(tmp_path / "ckpt-data")
     out = tmp_path / "ckpt" / "global.pt"
     argv = [
         "--prepared",
@@ -253,7 +254,7 @@ WRITERS = ("demo", "manifest", "train", "evaluate", "report")
 @pytest.mark.parametrize("writer", WRITERS)
 def test_every_writer_on_a_full_disk_names_the_file_and_leaves_nothing(writer, full_disk, tmp_path):
     disk = full_disk(free=2048)
-    prepared = write_fake_prepared(tmp_path / "p", n_per_class=12)
+    prepared = write_prepared(tmp_path / "p", n_per_class=12)
     if writer == "demo":
         argv = ["demo", "--out", disk / "raw", "--subjects", 3, "--test-subjects", 1]
     elif writer == "manifest":
@@ -346,7 +347,7 @@ def _break(kind: str, root: Path) -> str:
 
 @pytest.mark.parametrize("kind", ["truncated", "object", "float", "rows", "json", "index"])
 def test_a_broken_prepared_folder_is_one_line_naming_the_file(kind, tmp_path):
-    root = write_fake_prepared(tmp_path / "p")
+    root = write_prepared(tmp_path / "p")
     expected = _break(kind, root)
     with pytest.raises(FerError, match="re-run|missing columns|expected") as err:
         open_prepared(root)
@@ -530,10 +531,15 @@ def test_a_default_config_with_a_syntax_error_stops_planning_with_file_and_line(
     assert errors[0].startswith("config error: config/config.yaml:") and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("weights", [{"fusion_roi": -5}, {"fusion_global": 1.5}])
+@pytest.mark.parametrize(
+    "weights",
+    [{"fusion_roi": -5}, {"fusion_global": 1.5}, {"fusion_roi": 0, "fusion_global": 0}],
+)
 def test_fusion_weights_outside_0_1_stop_planning(weights, tmp_path):
+    """The pair is checked where every consumer's is (fer.fusion.Fusion), before any job."""
     from tests.test_workflow import plan_errors
 
     errors = plan_errors(tmp_path, lambda cfg: cfg.setdefault("evaluate", {}).update(weights))
-    (key,) = weights
-    assert len(errors) == 1 and errors[0].startswith(f"config error: evaluate.{key}:")
+    assert len(errors) == 1
+    assert errors[0].startswith("config error: evaluate.fusion_roi, evaluate.fusion_global: ")
+    assert errors[0].endswith("expected each in [0, 1], not both 0")

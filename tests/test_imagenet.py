@@ -13,7 +13,7 @@ import torchvision
 
 from fer import imagenet
 from fer.cli import main as fer_main
-from fer.models import create_model
+from fer.models import create_model, fetch
 from tests.test_workflow import plan_edited
 
 
@@ -67,7 +67,7 @@ def test_fetch_without_a_network_says_how_to_bring_the_file(tmp_path, monkeypatc
     def offline():
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
-    monkeypatch.setattr(imagenet, "download", offline)
+    monkeypatch.setattr(fetch, "download", offline)
     assert fer_main(["fetch-weights"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: could not download {imagenet.URL}")

@@ -103,9 +103,3 @@ def test_ferplus_majority_and_any_vote_accuracies():
     out = metrics.ferplus_accuracies(y, pred, votes)
     assert out == {"majority_accuracy": 0.5, "any_vote_accuracy": 0.75, "n": 4}
     assert metrics.ferplus_accuracies([], [], np.zeros((0, 3)))["majority_accuracy"] is None
-
-
-def test_parse_votes():
-    assert metrics.parse_votes("1;0;2;0;0;0;7;0").tolist() == [1, 0, 2, 0, 0, 0, 7, 0]
-    with pytest.raises(ValueError, match="8"):
-        metrics.parse_votes("1;2;3")

@@ -18,7 +18,7 @@ from fer.cli import main as fer_main
 from fer.data.io import load_image
 from fer.errors import FerError
 from fer.preprocess import mtcnn
-from fer.preprocess.detect import min_face_for, parse_min_face
+from fer.preprocess.mtcnn import min_face_for, parse_min_face
 
 
 def test_area_resampling_equals_interpolate_bit_for_bit():

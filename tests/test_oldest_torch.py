@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fer.models import load_checkpoint
-from tests.fakes import write_fake_prepared
+from fer.synthetic import write_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,7 +69,7 @@ def test_fer_trains_with_the_oldest_torch_the_metadata_allows(tmp_path):
     if got.returncode != 0 and "No matching distribution" not in got.stderr:
         pytest.skip(f"could not fetch {pins} (no package index?): {got.stderr[-300:]}")
     assert got.returncode == 0, got.stderr[-2000:]
-    prepared = write_fake_prepared(tmp_path / "prepared", n_per_class=6, face_size=32, roi_size=16)
+    prepared = write_prepared(tmp_path / "prepared", n_per_class=6, face_size=32, roi_size=16)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
     run = subprocess.run(
         [sys.executable, "-c", CHECK, str(prepared), str(tmp_path / "models")],

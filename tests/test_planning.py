@@ -41,13 +41,12 @@ def expected_jobs(cfg: dict) -> Counter:
     for d in cfg["train_on"]:
         k = cfg["datasets"][d].get("kfold")
         seeds = cfg["datasets"][d].get("seeds") or cfg.get("seeds") or [None]
-        s, rep = len(seeds), "_seed" if len(seeds) > 1 else ""  # replicates: the _seed rules
-        targets = len(cfg["targets"].get(d, [d]))
-        n[("train_fold" if k else "train_model") + rep] += 2 * (k or 1) * s  # global + roi
+        s, targets = len(seeds), len(cfg["targets"].get(d, [d]))
+        n["train_model"] += 2 * (k or 1) * s  # global + roi, per fold and replicate seed
         n["evaluate_cell"] += targets * len(archs)  # a cell pools its replicates
-        n["pair_models" + rep] += s  # models/{d}[/seed{s}]/fusion.json
-        n["predict_target" + rep] += targets * s  # one prediction record per target and seed
-        n["predict_validation" + rep] += s if search else 0
+        n["pair_models"] += s  # models/{d}[/seed{s}]/fusion.json
+        n["infer_record"] += targets * s  # one prediction record per target and seed
+        n["infer_record"] += s if search else 0  # and one of the validation rows per seed
     n = Counter({rule: count for rule, count in n.items() if count})
     n["total"] = sum(n.values())
     return n
@@ -82,9 +81,8 @@ def test_paper_grid_plans_every_cell_without_importing_torch(tmp_path):
     counts, proc = plan(PAPER, tmp_path, "-X", "importtime")
     cfg = yaml.safe_load(PAPER.read_text())
     assert counts == expected_jobs(cfg)
-    assert (
-        counts["evaluate_cell"] == 33 and counts["predict_target"] == 11
-    )  # the reference's tables
+    assert counts["evaluate_cell"] == 33  # the reference's tables
+    assert counts["infer_record"] == 11 + 5  # a record per table row, a validation one per set
     assert counts["total"] == 81 + 11 + 5  # + a prediction record per row, a validation one per set
     imported = re.findall(r"^import time:.*\|\s*([\w.]+)\s*$", proc.stderr, re.MULTILINE)
     assert "snakemake" in imported  # the import log is really there
@@ -120,13 +118,17 @@ def test_replicate_grid_plans_per_seed(tmp_path):
     slurm = ("--profile", str(REPO / "profiles" / "slurm"), "--printshellcmds")
     counts, proc = plan(configfile, tmp_path / "work", args=slurm)
     assert counts == expected_jobs(cfg)
-    assert counts["train_fold_seed"] == 3 * 20 and counts["evaluate_cell"] == 33
+    assert counts["train_model"] == 3 * 20 + 3 * 2 * 3 + 2 and counts["evaluate_cell"] == 33
     assert "models/ckplus/seed2/roi.fold9.pt" in proc.stdout
     assert "results/rafdb/seed1/predictions/sfew.npz" in proc.stdout
     assert "models/affectnet7/global.pt" in proc.stdout  # one seed keeps the single-run paths
     assert '"seed": 4' in proc.stdout
-    for rule in ("train_fold_seed", "predict_target_seed", "predict_validation_seed"):
-        block = proc.stdout.split(f"rule {rule}:", 1)[1].split("\n\n", 1)[0]
+    for rule, job in (
+        ("train_model", "models/ckplus/seed2/roi.fold9.pt"),
+        ("infer_record", "results/rafdb/seed1/predictions/sfew.npz"),
+        ("infer_record", "results/rafdb/seed1/predictions/validation.npz"),
+    ):
+        block = proc.stdout.split(f"output: {job}", 1)[1].split("\n\n", 1)[0]
         assert "gpu=1" in block and "gpu_model=CHANGE_ME_gpu_model" in block, rule
 
 

@@ -20,6 +20,7 @@ import torch
 
 from fer.cli import main as fer_main
 from fer.errors import FerError
+from fer.fusion import Fusion
 from fer.labels import SEVEN
 from fer.predict import Predictor
 from fer.predict.core import columns, softmax
@@ -144,9 +145,9 @@ def test_all_faces_and_the_largest_first(pair):
 def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(pair, folder)
-    write_fusion(folder, {"roi": 0.9, "global": 0.1}, "test")
+    write_fusion(folder, Fusion(0.9, 0.1), "test")
     models = load_models(folder)
-    assert models.weights == {"roi": 0.9, "global": 0.1} and models.weights_source == "test"
+    assert models.fusion == Fusion(0.9, 0.1) and models.fusion_source == "test"
     face = skdata.astronaut()
     row = Predictor(models, device="cpu", progress=False).predict(face).iloc[0]
     p = {a: np.array([row[f"{a}_p_{c}"] for c in SEVEN]) for a in ("global", "roi", "fused")}
@@ -171,7 +172,7 @@ def test_models_folder_errors(pair, tmp_path):
         Predictor.from_dir(old)
     stale = tmp_path / "stale"
     shutil.copytree(pair, stale)
-    write_fusion(stale, {"roi": 0.5, "global": 0.5}, "test")
+    write_fusion(stale, Fusion(0.5, 0.5), "test")
     make_pair(stale, seed=1)  # retrained, fusion.json not rewritten
     with pytest.raises(FerError, match="fusion.json: written for another global.pt"):
         load_models(stale)
@@ -197,7 +198,7 @@ def test_models_folder_errors(pair, tmp_path):
 def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, capsys):
     import io
 
-    write_fusion(pair, {"roi": 0.55, "global": 0.45}, "test")
+    write_fusion(pair, Fusion(0.55, 0.45), "test")
     files = [*inputs["happy"], inputs["mixed"] / "clips" / "pan.mp4", inputs["mixed"] / "notes.txt"]
     monkeypatch.setattr("sys.stdin", io.StringIO("".join(f"{f}\n" for f in files)))
     common = ["--models", str(pair), "--device", "cpu", "--no-progress", "--every", "4"]
@@ -239,8 +240,8 @@ def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, 
 def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
     """The same faces through `fer prepare` + the evaluation's inference and through the
     predictor: the same statuses, chips and probabilities."""
-    from fer.evaluate.predict import Inference, load_checkpoints, predict_logits
-    from fer.evaluate.scoring import fuse
+    from fer.fusion import REFERENCE
+    from fer.models.inference import Inference, load_checkpoints, model_logits
     from fer.prepared import open_prepared
     from tests.test_preprocess_real import run_prepare
 
@@ -267,11 +268,11 @@ def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
     rows = np.arange(len(files))
     run = Inference(torch.device("cpu"), 64, False, False)
     g, r = (load_checkpoints([pair / f"{k}.pt"], k)[0] for k in ("global", "roi"))
-    z_g = predict_logits(g, {"face": data.faces}, rows, run)
+    z_g = model_logits(g, {"face": data.faces}, rows, run)
     has = data.index["has_roi"].to_numpy() == 1
     z_r = np.zeros_like(z_g)
-    z_r[has] = predict_logits(r, {"face": data.faces, **data.rois}, rows[has], run)
-    z_f = fuse(z_r, z_g, has, {"roi": 0.55, "global": 0.45})
+    z_r[has] = model_logits(r, {"face": data.faces, **data.rois}, rows[has], run)
+    z_f = REFERENCE.apply(z_r, z_g, has)
     predictor = Predictor.from_dir(pair, device="cpu", batch_size=32, progress=False)
     table = predictor.predict([test / f for f in files])
     status = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
@@ -302,7 +303,7 @@ def test_export_graphs_match_eager_mode(pair, tmp_path):
         ]
         assert spec["max_abs_diff_vs_eager"] <= TOLERANCE
     # checked again here, on a batch size the export never saw, against the models themselves
-    from fer.train.augment import normalize
+    from fer.models.transforms import normalize
 
     models = load_models(folder)
     x = graph_inputs(models, batch=5, seed=7)

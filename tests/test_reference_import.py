@@ -22,8 +22,9 @@ import torch
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.models import load_checkpoint
-from fer.models.reference import RENAMES, fer_name, import_reference
+from fer.models.reference import RENAMES, fer_name
 from fer.models.reference_pickle import ALLOWED
+from fer.train.reference import import_reference
 from tests.conftest import REPO, SHARED_DATA
 
 STANDINS = REPO / "tests" / "reference_standins"
@@ -215,8 +216,8 @@ def test_the_rename_table_places_every_tensor_of_the_facts(variant):
 
 
 def test_the_authors_checkpoint_replaces_the_training_job_in_the_workflow(tmp_path):
-    """A recipe's `reference:` makes the model by importing the file: downstream unchanged,
-    and the report marks the cells it is in."""
+    """A recipe's `reference:` makes the model by importing the file: planned as an import job
+    in place of the training, refused for a k-fold set."""
     import yaml
 
     from tests.conftest import smk
@@ -240,22 +241,6 @@ def test_the_authors_checkpoint_replaces_the_training_job_in_the_workflow(tmp_pa
     assert any("import-reference --arch roi" in j and str(path) in j for j in jobs)
     assert any("import-reference --arch global" in j and str(other) in j for j in jobs)
     assert not any(" train " in j for j in jobs)  # nothing is trained
-    r = smk(
-        "reports/all.html",
-        "--configfile=edited.yaml",
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-        cwd=work,
-        timeout=1200,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    fused = json.loads((work / "results/demo/demo_fused.json").read_text())
-    assert fused["provenance"]["checkpoints"]["roi"]["origin"] == "reference"
-    assert fused["provenance"]["selected_on_test"] is True  # the authors chose on test
-    html = (work / "reports/all.html").read_text()
-    assert "authors&#39; weights" in html or "authors' weights" in html
     bad = yaml.safe_load((work / "edited.yaml").read_text())
     bad["datasets"]["demo"]["kfold"] = 3
     (work / "kfold.yaml").write_text(yaml.safe_dump(bad))
@@ -265,6 +250,21 @@ def test_the_authors_checkpoint_replaces_the_training_job_in_the_workflow(tmp_pa
         "config error: train recipe of demo/global: reference: a k-fold set has one model per "
         "fold, the authors' file is one model"
     ]
+
+
+def test_imported_models_run_downstream_unchanged_and_the_report_marks_them(features_run):
+    """The features run's ``authors`` set: both models imported, then scored, paired and
+    reported like trained ones, the cells marked as the authors' (chosen on test)."""
+    work = features_run.work
+    for arch in ("global", "roi"):
+        log = (work / "logs" / "train_model" / "authors" / f"{arch}.log").read_text()
+        assert "the authors'" in log and "epoch" not in log  # imported, not trained
+    fused = json.loads((work / "results/authors/authors_fused.json").read_text())
+    assert fused["provenance"]["checkpoints"]["roi"]["origin"] == "reference"
+    assert fused["provenance"]["selected_on_test"] is True  # the authors chose on test
+    assert (work / "models/authors/fusion.json").is_file()
+    html = (work / "reports/all.html").read_text()
+    assert "authors&#39; weights" in html or "authors' weights" in html
 
 
 def test_a_reference_without_a_known_class_order_stops_planning(tmp_path):

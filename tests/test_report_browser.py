@@ -130,37 +130,23 @@ def test_screenshot_and_print(chromium, rendered, tmp_path):
     print(f"screenshot: {shot}\nprinted: {pdf}")
 
 
-def test_three_seed_demo_runs_and_the_browser_shows_the_evidence(chromium, tmp_path):
-    """A 3-seed demo grid plans, runs (tiny trainings: the path, not the accuracy) and its
-    report shows mean ± std per cell, the paired table with the validated fusion, the error
-    galleries and the curves' marks, in a real browser, with no console message."""
-    from tests.conftest import REPO, smk
+def test_three_seed_demo_runs_and_the_browser_shows_the_evidence(chromium, features_run, tmp_path):
+    """A 3-seed demo grid (the ``demo`` set of the features run, tests/features.py: tiny
+    trainings, the path, not the accuracy) plans one job per seed, and its report shows mean ±
+    std per cell, the paired table with the validated fusion, the error galleries and the
+    curves' marks, in a real browser, with no console message."""
+    from tests.conftest import smk
     from tests.test_workflow import job_counts
 
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    (tmp_path / "seeds.yaml").write_text(
-        "seeds: [0, 1, 2]\n"
-        "train: {defaults: {epochs: 3, milestones: [2], samples_per_class: 12}}\n"
-        "evaluate: {bootstrap: 200}\n"
+    work = features_run.work
+    plan = smk(
+        "-n", "--forceall", "--configfile=features.yaml", "results/demo/demo_fused.json", cwd=work
     )
-    configs = ("--configfile", "config/config.yaml", "seeds.yaml")
-    plan = smk("-n", "reports/all.html", *configs, cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr[-3000:]
     counts = job_counts(plan.stdout)
-    assert counts["train_model_seed"] == 6 and counts["predict_target_seed"] == 3
-    assert counts["evaluate_cell"] == 3 and "train_model" not in counts
-    run = smk(
-        "reports/all.html",
-        *configs,
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-        cwd=tmp_path,
-        timeout=1500,
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    fused = json.loads((tmp_path / "results/demo/demo_fused.json").read_text())
+    assert counts["train_model"] == 6 and counts["infer_record"] == 3 + 3  # test + validation
+    assert counts["evaluate_cell"] == 1 and "pair_models" not in counts
+    fused = json.loads((work / "results/demo/demo_fused.json").read_text())
     assert fused["replicates"]["seeds"] == [0, 1, 2]
     assert len(fused["provenance"]["predictions"]) == 3
     assert [(p["a"], p["b"]) for p in fused["paired"]] == [
@@ -170,8 +156,8 @@ def test_three_seed_demo_runs_and_the_browser_shows_the_evidence(chromium, tmp_p
     ]
     assert len(fused["validated_fusion"]["per_seed"]) == 3
     for s in (0, 1, 2):
-        assert (tmp_path / f"models/demo/seed{s}/fusion.json").is_file()
-    proc = browse(chromium, tmp_path, tmp_path / "reports" / "all.html", "--dump-dom")
+        assert (work / f"models/demo/seed{s}/fusion.json").is_file()
+    proc = browse(chromium, tmp_path, work / "reports" / "all.html", "--dump-dom")
     assert console_lines(proc.stderr) == []
     dom = proc.stdout
     assert dom.count('data-replicates="3"') == 3  # every cell: 3 seeds, mean ± std

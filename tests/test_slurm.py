@@ -26,7 +26,7 @@ PROFILE = REPO / "profiles" / "slurm-ci"
 TARGET = "reports/all.html"
 TIMEOUT_S = int(os.environ.get("FER_SLURM_TIMEOUT", "1800"))  # the whole SLURM run
 # the demo's gpu=1 rules (evaluate_cell is a SLURM job too, without a GPU: it reads records)
-GPU_RULES = {"prepare_faces", "train_model", "predict_target", "predict_validation"}
+GPU_RULES = {"prepare_faces", "train_model", "infer_record"}
 
 pytestmark = pytest.mark.slurm
 
@@ -245,9 +245,9 @@ def preempt(slurm_id: str) -> None:
 
 
 def test_preempted_training_job_is_requeued_and_resumes(slurm_cluster, tmp_path):
-    from tests.fakes import write_fake_prepared
+    from fer.synthetic import write_prepared
 
-    write_fake_prepared(tmp_path / "prepared", n_per_class=16)
+    write_prepared(tmp_path / "prepared", n_per_class=16)
     (tmp_path / "Snakefile").write_text(RESUME_SNAKEFILE)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     cmd = [

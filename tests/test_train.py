@@ -19,9 +19,9 @@ import torch
 from fer import cli
 from fer.errors import FerError
 from fer.models import load_checkpoint
+from fer.synthetic import write_prepared
 from fer.train import cli as T
 from fer.train.loop import Criterion
-from tests.fakes import write_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -63,7 +63,7 @@ def metrics(out: Path) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    return write_fake_prepared(tmp_path_factory.mktemp("train") / "prepared", n_per_class=16)
+    return write_prepared(tmp_path_factory.mktemp("train") / "prepared", n_per_class=16)
 
 
 @pytest.fixture(scope="module")

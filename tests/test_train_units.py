@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fer.errors import FerError
+from fer.models import transforms as T
 from fer.prepared import open_prepared
 from fer.train import augment as A
 from fer.train.data import build_splits, epoch_order, sample_weights, vote_vectors
@@ -32,14 +33,19 @@ def test_augment_shapes_resize_and_seed_determinism():
 
 
 def test_eval_transform_normalises():
-    mean = torch.tensor(A.MEAN) * 255
+    mean = torch.tensor(T.IMAGENET_MEAN) * 255
     x = mean.round().to(torch.uint8).expand(2, 8, 8, 3).contiguous()
-    out = A.prepare_eval(x, 8)
+    out = T.eval_transform(x, 8)
     assert out.abs().max() < 0.01
+    other = T.Normalisation((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    grey = torch.full((1, 4, 4, 3), 255, dtype=torch.uint8)
+    assert torch.allclose(T.eval_transform(grey, 4, other), torch.tensor(2.0))
+    assert T.Normalisation.from_meta({"normalisation": other.to_meta()}) == other
+    assert T.Normalisation.from_meta({}) == T.IMAGENET
 
 
 def test_flip_and_affine_identity_cases():
-    x = A.to_float(_batch(), 20)
+    x = T.to_float(_batch(), 20)
     g = torch.Generator().manual_seed(0)
     assert torch.equal(A.random_hflip(x, g, p=1.0), x.flip(-1))
     assert torch.equal(A.random_affine(x, g, p=0.0), x)
@@ -48,7 +54,7 @@ def test_flip_and_affine_identity_cases():
 
 
 def test_affine_translation_is_a_whole_pixel_shift_with_zero_fill():
-    x = A.to_float(_batch(n=8, size=20), 20) + 0.01  # no true zeros in the input
+    x = T.to_float(_batch(n=8, size=20), 20) + 0.01  # no true zeros in the input
     out = A.random_affine(
         x, torch.Generator().manual_seed(3), p=1.0, degrees=0.0, translate=0.2, scale=(1.0, 1.0)
     )
@@ -104,6 +110,12 @@ def test_kfold_splits_never_touch_the_test_fold(fake_prepared):
     assert not (set(train.rows) | set(val.rows)) & test_rows
     groups = data.index["group"].to_numpy()
     assert not set(groups[train.rows]) & set(groups[val.rows])
+    from fer.data.splits import carve_val  # the one validation carve: the manifest's
+
+    folds = data.rows(split="train", fold=0)
+    labels = data.index["label"].to_numpy()[folds].astype(str)
+    in_val = np.array(carve_val(list(labels), list(groups[folds]), 0.3, recipe.seed + 0))
+    assert sorted(val.rows) == sorted(folds[in_val])
     _, on_test = build_splits(data, "global", recipe.replace(selection="test"), fold=0)
     assert set(on_test.rows) == test_rows and on_test.name == "test"
     with pytest.raises(FerError, match="--fold"):
@@ -145,6 +157,21 @@ def test_vote_vectors_follow_the_model_classes(fake_prepared):
     empty = _with_votes(fake_prepared("other"), lambda ix: [""] * len(ix))
     with pytest.raises(FerError, match="votes"):
         build_splits(empty, "global", Recipe(loss="bce"), fold=None)
+
+
+def test_the_one_votes_reader_refuses_what_it_cannot_read(fake_prepared):
+    """PreparedData.votes: what training and scoring both read FERPlus votes through."""
+    data = _with_votes(fake_prepared(), lambda ix: ["1;2;3;4;5;6;7;8"] * len(ix))
+    assert data.votes(np.array([2, 0])).tolist() == [list(range(1, 9))] * 2
+    assert _with_votes(fake_prepared("none"), lambda ix: [""] * len(ix)).votes(np.arange(3)) is None
+    short = _with_votes(fake_prepared("short"), lambda ix: ["1;2;3"] * len(ix))
+    with pytest.raises(FerError, match=r"index\.csv: row 1 votes '1;2;3'; expected 8 numbers"):
+        short.votes(np.array([1]))
+    mixed = _with_votes(
+        fake_prepared("mixed"), lambda ix: ["", *["0;1;0;0;0;0;0;0"] * (len(ix) - 1)]
+    )
+    with pytest.raises(FerError, match=r"1 of these 3 rows have an empty votes cell"):
+        mixed.votes(np.arange(3))
 
 
 def test_device_resolution():

@@ -48,8 +48,9 @@ def test_demo_plans():
         "build_manifest": 1,
         "prepare_faces": 1,
         "train_model": 2,
-        "predict_target": 1,  # both models once over the test split: the prediction record
-        "predict_validation": 1,  # and over the validation rows (the fused weight's choice)
+        # both models once over the test split (the prediction record) and once over the
+        # validation rows (the fused weight's choice)
+        "infer_record": 2,
         "evaluate_cell": 3,
         "pair_models": 1,  # models/demo/fusion.json
         "render_report": 1,
@@ -65,10 +66,8 @@ def test_paper_grid_plans_every_cell_without_data():
     assert counts == {
         "build_manifest": 7,
         "prepare_faces": 7,
-        "train_model": 8,
-        "train_fold": 20,
-        "predict_target": 11,  # one prediction record per table row
-        "predict_validation": 5,  # one validation record per trained pair
+        "train_model": 8 + 20,  # CK+: one per fold and model
+        "infer_record": 11 + 5,  # one prediction record per table row, a validation one per pair
         "evaluate_cell": 33,
         "pair_models": 5,  # one fusion.json per trained pair
         "render_report": 1,
@@ -82,8 +81,7 @@ def test_single_cell_plans_exactly_its_chain():
         "build_manifest": 2,
         "prepare_faces": 2,
         "train_model": 2,
-        "predict_target": 1,
-        "predict_validation": 1,
+        "infer_record": 2,
         "evaluate_cell": 1,
     }
     assert "resources/rafdb/prepared/index.csv" in r.stdout
@@ -181,12 +179,14 @@ def test_schema_arch_names_are_the_contract_s():
 
 
 def train_fold_jobs(stdout: str) -> list[dict]:
-    """The train_fold jobs of a dry run: each one's input line, wildcards line and text."""
+    """The train_model jobs of one fold of a dry run: each one's input line, wildcards line and
+    text."""
     jobs = []
-    for chunk in stdout.split("rule train_fold:")[1:]:
+    for chunk in stdout.split("rule train_model:")[1:]:
         text = re.split(r"\n\[|\n\s*\n", chunk, maxsplit=1)[0]
         line = {k: text.split(f"{k}:", 1)[1].split("\n", 1)[0] for k in ("input", "wildcards")}
-        jobs.append({**line, "text": text})
+        if "fold=.fold" in line["wildcards"]:
+            jobs.append({**line, "text": text})
     return jobs
 
 
@@ -206,7 +206,7 @@ def test_init_from_trains_the_upstream_model_first():
         "results/ckplus/ckplus_global.json",
     )
     assert r.returncode == 0, r.stderr
-    assert job_counts(r.stdout)["train_model"] == 1  # rafdb/global, nothing else of rafdb's
+    assert job_counts(r.stdout)["train_model"] == 1 + 20  # rafdb/global, nothing else of rafdb's
     jobs = train_fold_jobs(r.stdout)
     global_folds = [job for job in jobs if "model=global," in job["wildcards"]]
     assert len(global_folds) == 10 and len(jobs) == 20
@@ -319,10 +319,8 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
     assert job_counts(r.stdout) == {
         "build_manifest": 2,
         "prepare_faces": 2,
-        "train_model": 2,
-        "train_fold": 20,
-        "predict_target": 2,
-        "predict_validation": 2,
+        "train_model": 2 + 20,
+        "infer_record": 2 + 2,
         "evaluate_cell": 6,
         "pair_models": 2,
         "render_report": 1,
@@ -333,31 +331,13 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
         assert len(inputs) == 10 and all(f"models/fer2013/{model}.pt" in i for i in inputs)
 
 
-def test_kfold_workflow_on_real_faces(shared_data, tmp_path):
-    """CK+48 through every stage with subject-grouped 3-fold CV (tiny training: the path, not
-    the accuracy): one train_fold job per fold and model, per-fold results pooled per cell."""
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(
-        f"datasets: {{ckplus: {{root: {shared_data / 'ckplus48'}, detector: none, kfold: 3}}}}\n"
-        "train_on: [ckplus]\ntargets: {ckplus: [ckplus]}\n"
-        "preprocess: {face_size: 64, roi_size: 24}\n"
-        "train: {defaults: {epochs: 1, batch_size: 16, face_size: 32, roi_size: 16,"
-        " max_steps_per_epoch: 2, samples_per_class: 10}}\n"
-        "evaluate: {bootstrap: 20}\n"
-    )
-    r = smk(
-        "reports/all.html",
-        f"--configfile={cfg}",
-        "--cores",
-        "2",
-        "--resources",
-        "gpu=1",
-        cwd=tmp_path,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stderr[-4000:]
-    assert len(list((tmp_path / "models" / "ckplus").glob("*.fold*.pt"))) == 6
-    result = json.loads((tmp_path / "results/ckplus/ckplus_fused.json").read_text())
+def test_kfold_workflow_on_real_faces(shared_data, features_run):
+    """CK+48 through every stage with subject-grouped 3-fold CV (the ``ckplus`` set of the
+    features run, tests/features.py: tiny training, the path, not the accuracy): one
+    train_model job per fold and model, per-fold results pooled per cell."""
+    work = features_run.work
+    assert len(list((work / "models" / "ckplus").glob("*.fold*.pt"))) == 6
+    result = json.loads((work / "results/ckplus/ckplus_fused.json").read_text())
     assert result["n_images"] == 981
     assert [f["fold"] for f in result["folds"]] == [0, 1, 2]
     assert sum(f["n"] for f in result["folds"]) == 981
@@ -390,28 +370,22 @@ def test_demo_pair_predicts_what_evaluation_scored(demo_run):
         assert len(y) == result["n_images"]
 
 
-def test_demo_cells_from_records_equal_cells_scored_in_memory(demo_run):
-    """The workflow scores each cell from the prediction record (`fer infer` once per row); the
-    same cell scored the old way, both models run in memory per cell, is bit-for-bit the same."""
-    from fer.evaluate import EvalCell, evaluate
+def test_demo_cells_equal_a_fresh_inference_of_the_trained_models(demo_run):
+    """The workflow scores each cell from the prediction record `fer infer` wrote; the trained
+    models run again here, in this process, and scored alike give bit-for-bit the same cells."""
+    from fer.evaluate import EvaluateJob, InferJob, evaluate
+    from fer.evaluate.infer import infer
 
     models = demo_run / "models" / "demo"
+    ckpts = {"global_ckpts": (models / "global.pt",), "roi_ckpts": (models / "roi.pt",)}
+    prepared = demo_run / "resources/demo/prepared"
+    job = InferJob("demo", "demo", prepared, **ckpts, rows="within", device="cpu", progress=False)
+    record = infer(job)
     for arch in ("global", "roi", "fused"):
         written = json.loads((demo_run / "results" / "demo" / f"demo_{arch}.json").read_text())
         assert written["provenance"]["predictions"] == ["results/demo/predictions/demo.npz"]
-        cell = EvalCell(
-            "demo",
-            "demo",
-            arch,
-            demo_run / "resources/demo/prepared",
-            global_ckpts=(models / "global.pt",),
-            roi_ckpts=(models / "roi.pt",),
-            within=True,
-            bootstrap=written["provenance"]["bootstrap"],
-            device="cpu",
-            progress=False,
-        )
-        direct = evaluate(cell)
+        boot = written["provenance"]["bootstrap"]
+        direct = evaluate(EvaluateJob("demo", "demo", arch, (record,), bootstrap=boot))
         for key in ("accuracy", "accuracy_ci95", "confusion_matrix", "per_class", "paired"):
             assert direct[key] == written[key], (arch, key)
     fused = json.loads((demo_run / "results/demo/demo_fused.json").read_text())

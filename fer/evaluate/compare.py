@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import EvalCell, metrics
+from fer.evaluate import metrics
+from fer.evaluate.jobs import EvaluateJob
 from fer.evaluate.records import Predictions
+from fer.fusion import GRID, Fusion
 
 
 def subject_groups(record: Predictions) -> np.ndarray | None:
@@ -20,7 +22,7 @@ def subject_groups(record: Predictions) -> np.ndarray | None:
 PAIRS = (("fused", "global"), ("fused", "roi"), ("roi", "global"))
 
 
-def paired_table(records, preds: dict, cell: EvalCell) -> list[dict]:
+def paired_table(records, preds: dict, cell: EvaluateJob) -> list[dict]:
     """Accuracy differences a − b of each pair of archs on the images both are scored on (the
     ROI subset where ``roi`` is one), pooled over replicates (docs/design.md "Paired tests")."""
     r0 = records[0]
@@ -44,24 +46,21 @@ def paired_table(records, preds: dict, cell: EvalCell) -> list[dict]:
     return out
 
 
-FUSION_GRID = tuple(round(0.05 * i, 2) for i in range(21))  # w_roi; w_global = 1 − w_roi
-
-
-def choose_fusion(record: Predictions, fixed_roi: float) -> tuple[float, float, int]:
-    """(w_roi, validation accuracy, n) of the grid weight with the best fused accuracy on a
-    validation record; ties go to the weight nearest ``fixed_roi``, then to the smaller."""
+def choose_fusion(record: Predictions, fixed: Fusion) -> tuple[Fusion, float, int]:
+    """(weights, validation accuracy, n) of the grid weights (:meth:`Fusion.grid`) with the best
+    fused accuracy on a validation record; ties go to the w_roi nearest ``fixed``'s share of
+    the weights, then to the smaller."""
     y = record["y"]
     best = None
-    for w in FUSION_GRID:
-        pred = record.predicted("fused", {"roi": w, "global": 1.0 - w})
-        acc = float(np.mean(pred == y))
-        key = (-acc, abs(w - fixed_roi), w)
+    for fusion in Fusion.grid():
+        acc = float(np.mean(record.predicted("fused", fusion) == y))
+        key = (-acc, abs(fusion.w_roi - fixed.roi_share), fusion.w_roi)
         if best is None or key < best[0]:
-            best = (key, w, acc)
+            best = (key, fusion, acc)
     return best[1], best[2], len(y)
 
 
-def validated_fusion(cell: EvalCell, records, validation, base) -> dict | None:
+def validated_fusion(cell: EvaluateJob, records, validation, base) -> dict | None:
     """The fused cell with the weight chosen on each replicate's validation rows, beside the
     fixed one: per seed the weight, its validation accuracy and the test accuracy."""
     if cell.arch != "fused" or not validation:
@@ -72,12 +71,10 @@ def validated_fusion(cell: EvalCell, records, validation, base) -> dict | None:
             f"validation records of seeds {sorted(map(str, by_seed))} do not match the "
             f"prediction records' {sorted(str(r.meta.get('seed')) for r in records)}"
         )
-    total = cell.fusion[0] + cell.fusion[1]
-    fixed_roi = cell.fusion[0] / total
     reasons = sorted({v.meta.get("reason") for v in validation if v.meta.get("reason")})
     if reasons or any(len(v) == 0 for v in validation):
         return {
-            "grid": list(FUSION_GRID),
+            "grid": list(GRID),
             "per_seed": [],
             "accuracy": None,
             "accuracy_ci95": None,
@@ -88,13 +85,13 @@ def validated_fusion(cell: EvalCell, records, validation, base) -> dict | None:
     y = records[0]["y"]
     for rec in records:
         val = by_seed[rec.meta.get("seed")]
-        w, val_acc, n_val = choose_fusion(val, fixed_roi)
-        pred = rec.predicted("fused", {"roi": w, "global": 1.0 - w})
+        chosen, val_acc, n_val = choose_fusion(val, cell.fusion)
+        pred = rec.predicted("fused", chosen)
         preds.append(pred)
         per_seed.append(
             {
                 "seed": rec.meta.get("seed"),
-                "weights": {"roi": w, "global": round(1.0 - w, 2)},
+                "weights": {"roi": chosen.w_roi, "global": round(chosen.w_global, 2)},
                 "val_accuracy": val_acc,
                 "n_val": n_val,
                 "accuracy": float(np.mean(pred == y)),
@@ -115,7 +112,7 @@ def validated_fusion(cell: EvalCell, records, validation, base) -> dict | None:
             correct, base["global"] == y, groups, cell.bootstrap, cell.seed
         )
     return {
-        "grid": list(FUSION_GRID),
+        "grid": list(GRID),
         "per_seed": per_seed,
         "accuracy": float(correct.mean()),
         "accuracy_ci95": boot,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fer import cliargs
 from fer.errors import FerError
-from fer.evaluate import Target, infer
-from fer.evaluate.cli import add_model_args
+from fer.evaluate.cli import add_cell_args
+from fer.evaluate.jobs import InferJob
 from fer.progress import say
 
 
@@ -22,25 +22,33 @@ def get_args_parser() -> argparse.ArgumentParser:
         "per-image record (path, label, ROI status, both models' logits) that `fer evaluate "
         "--predictions` scores the global, roi and fused cells from.",
     )
-    p.add_argument("--dataset", required=True, help="data set the models were trained on")
-    p.add_argument("--target", required=True, help="name of the data set scored (the prepared one)")
-    add_model_args(p, required=True)
+    add_cell_args(p, "record to write (.npz, atomically)")
+    p.add_argument("--prepared", type=Path, required=True, help="the target's prepared folder")
+    for kind, name in (("global", "Global Net"), ("roi", "Global-ROI Net")):
+        what = f"{name} checkpoint(s), one per fold for a k-fold target"
+        p.add_argument(f"--{kind}-ckpt", nargs="+", type=Path, default=[], help=what)
+    within = "within-dataset: score the test split (or each checkpoint's fold), not every row"
+    p.add_argument("--within", action="store_true", help=within)
     val = (
         "score the rows each checkpoint pair was selected on (the trained set's validation "
         "carve, from the checkpoints' recipes) instead: what the fusion weight is chosen on"
     )
     p.add_argument("--validation", action="store_true", help=val)
-    p.add_argument("--out", required=True, type=Path, help="record to write (.npz, atomically)")
+    p.add_argument("--batch-size", type=cliargs.integer(1), default=64, help="images per pass")
+    cliargs.add_device(p)
+    cliargs.add_no_progress(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer infer``; returns the exit status."""
+    from fer.evaluate.infer import infer
+
     args = get_args_parser().parse_args(argv)
     if args.within and args.validation:
         raise FerError("--within and --validation choose different rows: give one")
     rows = "val" if args.validation else "within" if args.within else "all"
-    spec = Target(
+    job = InferJob(
         args.dataset,
         args.target,
         args.prepared,
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         False if args.no_progress else None,
     )
-    record = infer(spec)
+    record = infer(job)
     record.save(args.out)
     note = f" ({record.meta['reason']})" if record.meta["reason"] else ""
     what = f"{args.dataset} → {args.target} [{rows}]: {len(record)} images"

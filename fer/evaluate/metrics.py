@@ -259,14 +259,6 @@ def fold_summary(fold_accuracies: Sequence[float]) -> tuple[float | None, float 
     return float(vals.mean()), std
 
 
-def parse_votes(text: str, n: int = 8) -> np.ndarray:
-    """One FERPlus ``votes`` cell ``"n0;…;n7"`` (canonical order) as a float array of length n."""
-    parts = [p for p in str(text).split(";") if p.strip() != ""]
-    if len(parts) != n:
-        raise ValueError(f"votes {text!r}: expected {n} ';'-separated counts")
-    return np.asarray([float(p) for p in parts], dtype=float)
-
-
 def ferplus_accuracies(y_true, y_pred, votes) -> dict:
     """FERPlus's two accuracies, named apart.
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from fer.atomic import atomic_write
 from fer.errors import FerError
+from fer.fusion import Fusion
 
 RECORD_VERSION = 1
 META_KEYS = (
@@ -80,12 +81,10 @@ class Predictions:
     def scored(self) -> list[str]:
         return list(self.meta["label_map"]["scored"])
 
-    def logits(self, arch: str, weights: dict[str, float]) -> np.ndarray | None:
+    def logits(self, arch: str, fusion: Fusion) -> np.ndarray | None:
         """The logits ``arch`` is scored on (None where its model is absent): ``global`` the
-        Global Net's, ``roi`` the Global-ROI Net's (NaN rows without ROIs), ``fused``
-        :func:`~fer.evaluate.scoring.fuse` of the two with ``weights``."""
-        from fer.evaluate.scoring import fuse
-
+        Global Net's, ``roi`` the Global-ROI Net's (NaN rows without ROIs), ``fused`` the two
+        fused by ``fusion`` (:meth:`fer.fusion.Fusion.apply`)."""
         if arch == "global":
             return self.arrays.get("z_global")
         if arch == "roi":
@@ -93,11 +92,11 @@ class Predictions:
         z_g = self.arrays.get("z_global_faces", self.arrays.get("z_global"))
         if z_g is None or "z_roi" not in self.arrays:
             return None
-        return fuse(self.arrays["z_roi"], z_g, self.arrays["has_roi"], weights)
+        return fusion.apply(self.arrays["z_roi"], z_g, self.arrays["has_roi"])
 
-    def predicted(self, arch: str, weights: dict[str, float]) -> np.ndarray | None:
+    def predicted(self, arch: str, fusion: Fusion) -> np.ndarray | None:
         """Predicted class per row (``roi``: -1 on rows without ROIs), or None."""
-        z = self.logits(arch, weights)
+        z = self.logits(arch, fusion)
         if z is None:
             return None
         if arch == "roi":

@@ -1,5 +1,5 @@
-"""The torch-free half of ``fer evaluate``: label maps, logit fusion, and the result JSON built
-from per-task predictions (validated against fer/schemas/result.schema.json).
+"""The torch-free half of ``fer evaluate``: label maps, and the result JSON built from per-task
+predictions (validated against fer/schemas/result.schema.json).
 
 The field list is docs/design.md "Result JSON"; the schema describes each one.
 """
@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import NEEDS, EvalCell, metrics
+from fer.evaluate import metrics
 from fer.evaluate.compare import paired_table, validated_fusion
+from fer.evaluate.jobs import EvaluateJob
 from fer.evaluate.records import Predictions, check_same_rows
 from fer.labels import CANONICAL, scored_classes
 from fer.prepared import PreparedData
+
+NEEDS = {"global": ("global",), "roi": ("roi",), "fused": ("global", "roi")}  # models per arch
 
 SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "result.schema.json"
@@ -60,25 +63,10 @@ def excluded_counts(record: Predictions) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def votes_matrix(data, rows: np.ndarray, scored: list[str]) -> np.ndarray | None:
+def votes_matrix(data: PreparedData, rows: np.ndarray, scored: list[str]) -> np.ndarray | None:
     """FERPlus votes (n × scored classes) of ``rows``, or None when the target has no votes."""
-    if "votes" not in data.index.columns:
-        return None
-    cells = data.index["votes"].astype(str).to_numpy()[rows]
-    filled = np.array([c.strip() not in ("", "nan") for c in cells], dtype=bool)
-    if not filled.any():
-        return None
-    where = data.root / "index.csv"
-    if not filled.all():
-        raise FerError(
-            f"{where}: {int((~filled).sum())} scored rows have an empty votes cell; "
-            "a FERPlus target needs votes on every row"
-        )
-    try:
-        votes = np.stack([metrics.parse_votes(c, len(CANONICAL)) for c in cells])
-    except ValueError as exc:
-        raise FerError(f"{where}: {exc}") from exc
-    return votes[:, [CANONICAL.index(c) for c in scored]]
+    votes = data.votes(rows)
+    return None if votes is None else votes[:, [CANONICAL.index(c) for c in scored]]
 
 
 def _fold_rows(records: list[Predictions], preds, arch: str) -> list[dict] | None:
@@ -104,7 +92,7 @@ def _fold_rows(records: list[Predictions], preds, arch: str) -> list[dict] | Non
     return rows
 
 
-def _provenance(cell: EvalCell, records: list[Predictions]) -> tuple[dict, list[str]]:
+def _provenance(cell: EvaluateJob, records: list[Predictions]) -> tuple[dict, list[str]]:
     metas: dict[str, list[dict]] = {"global": [], "roi": []}
     paths: dict[str, list[str]] = {"global": [], "roi": []}
     resize: dict = {}
@@ -138,7 +126,7 @@ def _provenance(cell: EvalCell, records: list[Predictions]) -> tuple[dict, list[
         "git_sha": env.get("git_sha"),
         "config_hash": cell.config_hash or None,
         "versions": env.get("versions", {}),
-        "fusion_weights": cell.fusion_weights,
+        "fusion_weights": cell.fusion.to_dict(),
         "global_input": sorted({str(m.get("global_input", "aligned")) for m in metas["global"]}),
         "input_resize": {k: v for k, v in resize.items() if v[0] != v[1]},
         "prepared": records[0].meta["prepared"],
@@ -148,7 +136,7 @@ def _provenance(cell: EvalCell, records: list[Predictions]) -> tuple[dict, list[
     return prov, warnings
 
 
-def _headline(y, preds, mask, scored, cell: EvalCell) -> dict:
+def _headline(y, preds, mask, scored, cell: EvaluateJob) -> dict:
     """summarize() of the cell's arch; over several replicates the matrix is summed over them,
     ``n_images`` counts images once and the interval resamples images (seed-mean accuracy)."""
     n_seeds = preds.shape[0]
@@ -179,12 +167,12 @@ def _replicates(records, y, preds, mask, scored) -> dict | None:
     }
 
 
-def score(cell: EvalCell, records: list[Predictions], validation: list[Predictions]) -> dict:
+def score(cell: EvaluateJob, records: list[Predictions], validation: list[Predictions]) -> dict:
     """The result dict of one cell from its prediction records (one per replicate seed)."""
     check_same_rows(records)
     r0 = records[0]
     lmap = r0.meta["label_map"]
-    scored, arch, w = lmap["scored"], cell.arch, cell.fusion_weights
+    scored, arch = lmap["scored"], cell.arch
     y, has_roi = r0["y"], r0["has_roi"]
     where = Path(r0.meta["prepared"]) / "index.csv"
     if len(y) == 0:
@@ -199,7 +187,7 @@ def score(cell: EvalCell, records: list[Predictions], validation: list[Predictio
         )
     preds = {}
     for a in ("global", "roi", "fused"):
-        each = [rec.predicted(a, w) for rec in records]
+        each = [rec.predicted(a, cell.fusion) for rec in records]
         preds[a] = None if any(p is None for p in each) else np.stack(each)
     if preds[arch] is None:
         kinds = " and ".join(k for k in NEEDS[arch] if preds[k] is None)
@@ -259,7 +247,7 @@ def score(cell: EvalCell, records: list[Predictions], validation: list[Predictio
     return result
 
 
-def adapters(cell: EvalCell, record: Predictions) -> dict[str, str]:
+def adapters(cell: EvaluateJob, record: Predictions) -> dict[str, str]:
     """The adapters behind the trained set's and the target's names (report lookups)."""
     metas = [ck["meta"] for t in record.meta["tasks"] for ck in t["checkpoints"].values()]
     trained = next((m["adapter"] for m in metas if m.get("adapter")), None)
@@ -285,17 +273,6 @@ def label_map(classes: list[str], data: PreparedData, target: str, protocol: str
         "protocol": protocol,
         "model_columns": [classes.index(c) for c in scored],
     }
-
-
-def fuse(z_roi: np.ndarray, z_global: np.ndarray, has_roi: np.ndarray, w: dict) -> np.ndarray:
-    """Fused logits: ``w_roi·z_roi + w_global·z_global`` where ``has_roi``, else ``z_global``.
-
-    ``z_roi`` rows where ``has_roi`` is False are ignored (they may hold anything, e.g. NaN).
-    """
-    z = np.array(z_global, dtype=np.float64, copy=True)
-    m = np.asarray(has_roi, dtype=bool)
-    z[m] = w["roi"] * np.asarray(z_roi, dtype=np.float64)[m] + w["global"] * z[m]
-    return z
 
 
 def target_labels(data: PreparedData, rows: np.ndarray, scored: list[str]):

@@ -6,8 +6,9 @@ and run whatever the pickle names. :mod:`fer.models.reference_pickle` reads them
 restricted unpickler that accepts only the globals the reference's files are known to name, as
 inert placeholders. Here their tensors are renamed into fer's models by name, through one
 explicit table (:data:`RENAMES`): every reference tensor must find its place, every fer tensor
-must be filled, every shape must agree. The head's rows are put into fer's class order and an
-ordinary fer checkpoint is written, recording where it came from.
+must be filled, every shape must agree, and the head's rows are put into fer's class order
+(:func:`reference_model`). The verb that writes the result as an ordinary fer checkpoint is
+``fer import-reference`` (:mod:`fer.train.reference`).
 """
 
 from __future__ import annotations
@@ -84,32 +85,6 @@ def fer_name(key: str, arch: str) -> str | None:
     return None
 
 
-def head_order(dataset: str, n_classes: int, classes: list[str] | None, path: Path) -> list[str]:
-    """The classes of the head's rows, in order: stated, or the reference's for the data set
-    (its adapter's ``reference_order``: reference §4.2, AffectNet codes)."""
-    from fer.data import get_adapter
-
-    if classes:
-        bad = [c for c in classes if c not in CANONICAL]
-        if bad or len(set(classes)) != len(classes):
-            raise FerError(f"--classes {classes}: expected distinct names of {list(CANONICAL)}")
-        order = list(classes)
-    else:
-        known = get_adapter(dataset).reference_order
-        if known is None:
-            raise FerError(
-                f"--dataset {dataset}: the reference code does not give its models' class order "
-                "for it; state the head's order with --classes (e.g. --classes neutral,happy,...)"
-            )
-        order = list(known)
-    if len(order) != n_classes:
-        raise FerError(
-            f"{path}: the head has {n_classes} classes, but the order for {dataset} has "
-            f"{len(order)} ({', '.join(order)})"
-        )
-    return order
-
-
 def fer_state(ref: dict, arch: str, model: torch.nn.Module, path: Path) -> dict:
     """The fer model's state_dict from the reference's tensors: every one used, every fer tensor
     filled, shapes equal; any gap is one FerError naming the file and the first problems."""
@@ -145,133 +120,38 @@ def _head_rows(state: dict, order: list[str]) -> tuple[dict, list[str]]:
 REFERENCE_PREPROCESS = {"detector": "dlib", "padding": 0.25, "face_size": 224, "roi_size": 90}
 
 
-def import_reference(
-    arch: str,
-    checkpoint: str | Path,
-    dataset: str,
-    out: str | Path,
-    classes: list[str] | None = None,
-    name: str | None = None,
-    global_input: str = "aligned",
-    config_hash: str = "",
-) -> dict:
-    """Import one of the authors' checkpoints as a fer checkpoint ``out``; returns its meta.
+def reference_model(arch: str, path: Path, order: list[str]):
+    """fer's ``arch`` model holding the authors' file ``path``, whose head's rows are the classes
+    ``order``; returns the model, its classes (the rows, now in canonical order) and where it
+    came from (``{file, sha256, classes, data_parallel, module}``). Any problem is a FerError
+    naming the file."""
+    from fer.models import create_model
 
-    ``dataset``: the reference data set it was trained on (its class order, its selection);
-    ``classes``: the head's class order, where the reference's is unknown (FERPlus);
-    ``name``: the data set's name in the workflow (default ``dataset``); ``global_input``: what
-    the Global Net is scored on (the authors trained it on un-aligned frames: ``original``).
-    Also writes ``{out stem}.history.csv`` (no epochs) and ``{out stem}.run.json``, as
-    ``fer train`` does. Any problem is a FerError naming the file.
-    """
-    import time
-
-    from fer.atomic import atomic_write, write_json
-    from fer.contracts import HISTORY_COLUMNS
-    from fer.models import create_model, save_checkpoint
-    from fer.provenance import git_sha, versions
-    from fer.train.augment import MEAN, STD
-
-    started, path, out = time.perf_counter(), Path(checkpoint), Path(out)
+    path = Path(path)
     if arch not in ROOTS:
         raise FerError(f"--arch {arch!r}: expected one of {list(ROOTS)}")
     if not path.is_file():
         raise FerError(f"{path}: checkpoint not found")
+    bad = [c for c in order if c not in CANONICAL]
+    if bad or len(set(order)) != len(order):
+        raise FerError(f"--classes {order}: expected distinct names of {list(CANONICAL)}")
     ref, wrapped = reference_state(path, arch)
     if "fc.weight" not in ref or ref["fc.weight"].ndim != 2:
         raise FerError(f"{path}: no class head (fc.weight) in the reference's {NAMES[arch]}")
-    order = head_order(dataset, int(ref["fc.weight"].shape[0]), classes, path)
+    n_classes = int(ref["fc.weight"].shape[0])
+    if len(order) != n_classes:
+        raise FerError(
+            f"{path}: the head has {n_classes} classes, but the order given for it has "
+            f"{len(order)} ({', '.join(order)})"
+        )
     model = create_model(arch, len(order), 224, 90)
-    state, fer_classes = _head_rows(fer_state(ref, arch, model, path), order)
+    state, classes = _head_rows(fer_state(ref, arch, model, path), list(order))
     model.load_state_dict(state, strict=True)
-    selection = SELECTION.get(dataset, "test")
     origin = {
         "file": str(path),
         "sha256": sha256_file(path),
-        "classes": order,
+        "classes": list(order),
         "data_parallel": wrapped,
         "module": ROOTS[arch],
     }
-    meta = {
-        "classes": fer_classes,
-        "dataset": name or dataset,
-        "adapter": dataset,
-        "origin": "reference",
-        "reference": origin,
-        "normalisation": {"mean": list(MEAN), "std": list(STD)},
-        "preprocess": dict(REFERENCE_PREPROCESS),
-        "selection": selection,
-        "selected_on_test": selection == "test",
-        "seed": None,
-        "global_input": global_input if arch == "global" else "aligned",
-        "fold": None,
-        "best_epoch": None,
-        "git_sha": git_sha(),
-        "config_hash": config_hash,
-        "init": None,
-    }
-    if selection == "test":
-        meta["warning"] = "the authors chose this checkpoint on the test split"
-    stem = out.parent / out.stem
-    with atomic_write(f"{stem}.history.csv", newline="") as fh:
-        fh.write(",".join(HISTORY_COLUMNS) + "\n")  # no epoch: imported, not trained
-    meta = save_checkpoint(out, model, meta)
-    run = {
-        "origin": "reference",
-        "dataset": meta["dataset"],
-        "arch": arch,
-        "fold": None,
-        "reference": origin,
-        "classes": fer_classes,
-        "selection": selection,
-        "selected_on_test": selection == "test",
-        "git_sha": meta["git_sha"],
-        "versions": versions(),
-        "import_s": round(time.perf_counter() - started, 3),
-        "checkpoint_meta": meta,
-    }
-    write_json(f"{stem}.run.json", run)
-    return meta
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``fer import-reference``."""
-    from fer import cliargs
-
-    p = cliargs.parser(
-        "fer import-reference",
-        "Import one of the authors' released checkpoints (a whole-module pickle, plain or in "
-        "nn.DataParallel) as a fer checkpoint, safely: only the globals their files name are "
-        "accepted, as inert placeholders; no reference code is imported or run.",
-    )
-    p.add_argument("--arch", required=True, choices=list(ROOTS), help="global.path or roi.path")
-    p.add_argument("--checkpoint", required=True, type=Path, help="the authors' .path file")
-    p.add_argument("--dataset", required=True, help="its data set's adapter, e.g. rafdb, ferplus")
-    p.add_argument("--out", required=True, type=Path, help="the fer checkpoint to write")
-    order = "the head's class order, comma-separated (needed for ferplus)"
-    p.add_argument("--classes", type=lambda t: [c.strip() for c in t.split(",")], help=order)
-    p.add_argument("--name", help="the data set's name in the workflow (default: --dataset)")
-    scored = "what the Global Net is scored on (the authors trained it on original frames)"
-    p.add_argument(
-        "--global-input", choices=("aligned", "original"), default="aligned", help=scored
-    )
-    p.add_argument("--config-hash", default="", help="workflow config hash, for provenance")
-    cliargs.add_threads(p)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    meta = import_reference(
-        args.arch,
-        args.checkpoint,
-        args.dataset,
-        args.out,
-        args.classes,
-        args.name,
-        args.global_input,
-        args.config_hash,
-    )
-    print(
-        f"wrote {args.out}: the authors' {NAMES[args.arch]} for {args.dataset}, classes "
-        f"{', '.join(meta['classes'])}"
-    )
-    return 0
+    return model, classes, origin

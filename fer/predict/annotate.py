@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fer.atomic import atomic_write
+from fer.atomic import StagedFile, atomic_write
 from fer.errors import FerError
 
 COLOURS = {"ok": (40, 220, 90), "no_roi": (255, 190, 0)}
@@ -106,15 +106,15 @@ class VideoOut:
     def __init__(self, path: Path, fps: float):
         self.path, self.fps = Path(path), fps if fps == fps and fps > 0 else 25.0
         self._container = self._stream = None
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp.mp4")
+        self._staged: StagedFile | None = None
 
     def add(self, picture: np.ndarray) -> None:
         import av
 
         h, w = (picture.shape[0] // 2) * 2, (picture.shape[1] // 2) * 2
         if self._container is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._container = av.open(str(self._tmp), "w")
+            self._staged = StagedFile(self.path)
+            self._container = av.open(str(self._staged.tmp), "w")
             codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
             rate = Fraction(self.fps).limit_denominator(1001)
             self._stream = self._container.add_stream(codec, rate=rate)
@@ -126,7 +126,8 @@ class VideoOut:
     def discard(self) -> None:
         if self._container is not None:
             self._container.close()
-        self._tmp.unlink(missing_ok=True)
+        if self._staged is not None:
+            self._staged.discard()
 
     def close(self) -> Path:
         if self._container is None:
@@ -134,5 +135,4 @@ class VideoOut:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
-        self._tmp.replace(self.path)
-        return self.path
+        return self._staged.commit()

@@ -15,8 +15,8 @@ from fer.preprocess.detect import DETECTORS
 
 EPILOG = """Statuses: ok (a face and its ROIs: every arch), no_roi (a face without usable
 ROIs: global, and fused = global), no_face (no face found: global on the whole frame, as
-evaluation scores such pictures), unreadable (the reason says why). Columns: file, frame, time_s,
-face, x1 y1 x2 y2, score, n_faces, status, reason, then per arch ARCH_label and ARCH_p_CLASS.
+evaluation scores such pictures), unreadable (the reason says why). Columns: {columns}, then
+per arch ARCH_label and ARCH_p_CLASS.
 
 Examples:
   fer predict photo.jpg clips/ --models models/rafdb --out faces.csv
@@ -26,6 +26,8 @@ Examples:
 
 def get_args_parser() -> argparse.ArgumentParser:
     """The ``fer predict`` command line."""
+    from fer.predict.core import FIXED_COLUMNS
+
     p = cliargs.parser(
         "fer predict",
         "Predict facial expressions in images, folders (recursive) and videos with a trained "
@@ -33,7 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "detector, alignment and ROI crops their checkpoints record) and scored by the Global "
         "Net, the Global-ROI Net and their fusion. One row per face; an unreadable file is a row "
         "with its reason.",
-        EPILOG,
+        EPILOG.format(columns=", ".join(FIXED_COLUMNS)),
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="image, folder, video, or - (stdin)")
     models = "models folder: global.pt and / or roi.pt, fusion.json (models/<dataset>/)"
@@ -42,7 +44,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{kind}-ckpt", type=Path, help=f"a {kind} checkpoint (without --models)")
     p.add_argument("--fold", type=cliargs.integer(0), help="k-fold models: which fold's pair")
     fusion = "fused logits' weights roi=W,global=W (default: the folder's fusion.json)"
-    p.add_argument("--fusion-weights", help=fusion)
+    cliargs.add_fusion_weights(p, None, fusion)
     out = "table to write: .csv, .jsonl or .parquet (default: CSV on stdout)"
     p.add_argument("--out", type=Path, help=out)
     p.add_argument("--annotate", type=Path, metavar="DIR", help="write drawn copies into DIR")
@@ -66,7 +68,6 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer predict``; returns the exit status."""
-    from fer.evaluate.cli import parse_weights
     from fer.predict.annotate import Annotator
     from fer.predict.core import Predictor
     from fer.predict.models import load_models
@@ -80,13 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    weights = parse_weights(args.fusion_weights) if args.fusion_weights else None
     models = load_models(
         args.models,
         global_ckpt=args.global_ckpt,
         roi_ckpt=args.roi_ckpt,
         fold=args.fold,
-        weights=weights,
+        fusion=args.fusion_weights,
     )
     limit = args.max_pixels or int(models.preprocess.get("max_pixels", 100_000_000))
     predictor = Predictor(

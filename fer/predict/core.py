@@ -1,5 +1,6 @@
 """The predictor: frames → faces (``fer prepare``'s :class:`~fer.preprocess.pipeline.Processor`)
-→ logits (``fer evaluate``'s :func:`~fer.evaluate.predict.predict_logits`) → one row per face.
+→ logits (the inference core ``fer infer`` runs too, :mod:`fer.models.inference`) → one row per
+face.
 
 Frames are taken in batches of ``batch_size`` (images and video frames alike); each batch is
 detected, aligned and cropped, and all its faces go through each model in one forward pass, on the
@@ -32,16 +33,18 @@ import pandas as pd
 
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError
+from fer.fusion import Fusion
 from fer.predict.models import ModelSet, load_models
 from fer.predict.sources import Frame, Sampling, frames
 
 STATUS = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
 FACE_COLUMNS = ("file", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "n_faces")
+FIXED_COLUMNS = (*FACE_COLUMNS, "status", "reason")  # then per arch: label and probabilities
 
 
 def columns(archs: Iterable[str], classes: list[str]) -> list[str]:
     """The table's columns for the ``archs`` predicted and the model ``classes``."""
-    out = [*FACE_COLUMNS, "status", "reason"]
+    out = list(FIXED_COLUMNS)
     for arch in archs:
         out += [f"{arch}_label", *(f"{arch}_p_{c}" for c in classes)]
     return out
@@ -116,7 +119,7 @@ class Predictor:
         sampling: Sampling | None = None,
         progress: bool | None = None,
     ):
-        from fer.evaluate.predict import Inference
+        from fer.models.inference import Inference
         from fer.preprocess.pipeline import Processor, Settings
         from fer.provenance import resolve_device
 
@@ -159,13 +162,13 @@ class Predictor:
         folder: str | Path,
         *,
         fold: int | None = None,
-        fusion: dict | None = None,
+        fusion: Fusion | None = None,
         **options,
     ) -> Predictor:
         """The predictor of a models folder (``models/<dataset>/``: global.pt, roi.pt and
-        fusion.json; ``fold`` picks ``*.fold<k>.pt``); ``fusion`` ({"roi": w, "global": w})
+        fusion.json; ``fold`` picks ``*.fold<k>.pt``); ``fusion`` (a :class:`fer.fusion.Fusion`)
         replaces fusion.json's weights; ``options`` as for :class:`Predictor`."""
-        return cls(load_models(Path(folder), fold=fold, weights=fusion), **options)
+        return cls(load_models(Path(folder), fold=fold, fusion=fusion), **options)
 
     def predict(self, inputs) -> pd.DataFrame:
         """One row per face of every input (a path, folder, PIL image or array, or a list of
@@ -224,38 +227,40 @@ class Predictor:
 
     def _infer(self, batch: list[Frame], flat: list) -> dict[str, np.ndarray]:
         """Probabilities per arch for every face of the batch (NaN rows where an arch has none)."""
-        from fer.evaluate.predict import predict_logits
-        from fer.evaluate.scoring import fuse
+        from fer.models.inference import global_logits, roi_logits
         from fer.preprocess.pipeline import resize_frame
 
-        n, c = len(flat), len(self.classes)
+        n = len(flat)
         if n == 0:
             return {}
         rows = np.arange(n)
         has_roi = np.array([face.rois is not None for _, face in flat], dtype=bool)
         chips = np.stack([face.chip for _, face in flat])
-        out, z_fg, z_roi = {}, None, None
+
+        def view(name: str) -> np.ndarray:  # the Global Net's views of the faces
+            if name == "aligned":
+                return chips
+            size = self.settings.face_size  # as evaluation: the whole frame, stored size
+            return np.stack([resize_frame(batch[i].image, size) for i, _ in flat])
+
+        out, z = {}, {}
         g, r = self.models.global_ck, self.models.roi_ck
         if g is not None:
-            z_fg = predict_logits(g, {"face": chips}, rows, self.run)
-            z_g = z_fg
-            if g.meta.get("global_input", "aligned") == "original":  # as evaluation: frames
-                size = self.settings.face_size
-                frames_ = np.stack([resize_frame(batch[i].image, size) for i, _ in flat])
-                z_g = predict_logits(g, {"face": frames_}, rows, self.run)
-            out["global"] = softmax(z_g)
+            z = global_logits(g, view, rows, self.run)
+            out["global"] = softmax(z[g.global_input])
         if r is not None:
-            z_roi = np.full((n, c), np.nan)
-            if has_roi.any():
-                take = np.flatnonzero(has_roi)
-                arrays = {"face": chips[take]}
-                for k, name in enumerate(ROI_NAMES):
-                    arrays[name] = np.stack([flat[j][1].rois[k] for j in take])
-                z_roi[take] = predict_logits(r, arrays, np.arange(len(take)), self.run)
+            arrays = {"face": chips}
+            for k, name in enumerate(ROI_NAMES):
+                empty = np.zeros_like(chips[0], shape=(self.settings.roi_size,) * 2 + (3,))
+                arrays[name] = np.stack(
+                    [f.rois[k] if f.rois is not None else empty for _, f in flat]
+                )
+            z_roi = roi_logits(r, arrays, rows, has_roi, self.run)
             out["roi"] = softmax(np.nan_to_num(z_roi, nan=0.0))
             out["roi"][~has_roi] = np.nan
-        if z_fg is not None and z_roi is not None:
-            out["fused"] = softmax(fuse(z_roi, z_fg, has_roi, self.models.weights))
+            if g is not None:
+                fused = self.models.fusion.apply(z_roi, z["aligned"], has_roi)
+                out["fused"] = softmax(fused)
         return out
 
     def _face_row(self, frame: Frame, face, index: int) -> dict:

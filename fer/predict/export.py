@@ -3,10 +3,10 @@
 The graph takes the aligned face chip and the three ROI crops as float32 ``N×3×S×S`` RGB in
 [0, 1] at the models' input sizes (the checkpoints' ``face_size`` / ``roi_size``; fer prepares
 chips at ``preprocess.face_size`` and resizes them with antialiased bilinear interpolation), does
-the ImageNet normalisation itself and returns three logit sets: ``global``, ``roi`` and
-``fused = w_roi·roi + w_global·global`` (the weights of fusion.json, baked in). A folder with one
-model exports that model alone (inputs it uses, one output). Beside the graph, ``<out>.json``
-records the inputs, outputs, classes, weights and preprocessing a caller needs.
+the checkpoints' normalisation itself (ImageNet's) and returns three logit sets: ``global``,
+``roi`` and ``fused`` (:meth:`fer.fusion.Fusion.combine` with fusion.json's weights, baked in). A
+folder with one model exports that model alone (inputs it uses, one output). Beside the graph,
+``<out>.json`` records the inputs, outputs, classes, weights and preprocessing a caller needs.
 
 ONNX needs the ``export`` extra (onnx, onnxscript; onnxruntime for the parity check).
 """
@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from fer import cliargs
-from fer.atomic import write_json
+from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError
+from fer.models.transforms import Normalisation
 from fer.predict.models import ModelSet, load_models
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -34,14 +35,17 @@ class FusedPair(nn.Module):
     """Both networks and their fusion as one module: ``(face, eye, nose, mouth)`` floats in [0, 1]
     → ``(z_global, z_roi, z_fused)``; one network alone → its logits."""
 
-    def __init__(self, models: ModelSet, mean, std):
+    def __init__(self, models: ModelSet, norm: Normalisation):
         super().__init__()
         g, r = models.global_ck, models.roi_ck
         self.global_net = g.model.eval() if g is not None else None
         self.roi_net = r.model.eval() if r is not None else None
-        self.w_roi, self.w_global = float(models.weights["roi"]), float(models.weights["global"])
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.fusion = models.fusion
+        mean, std = (
+            torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (norm.mean, norm.std)
+        )
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
 
     def forward(self, face, eye=None, nose=None, mouth=None):
         face = (face - self.mean) / self.std
@@ -52,7 +56,7 @@ class FusedPair(nn.Module):
             crops = [(x - self.mean) / self.std for x in (eye, nose, mouth)]
             outputs.append(self.roi_net(face=face, eye=crops[0], nose=crops[1], mouth=crops[2])[0])
         if len(outputs) == 2:
-            outputs.append(self.w_roi * outputs[1] + self.w_global * outputs[0])
+            outputs.append(self.fusion.combine(outputs[1], outputs[0]))
         return tuple(outputs)
 
 
@@ -83,33 +87,30 @@ def output_names(models: ModelSet) -> list[str]:
 def export(models: ModelSet, fmt: str, out: Path) -> dict:
     """Write the graph of ``models`` to ``out`` in ``fmt`` (onnx / torchscript) and its
     description to ``<out>.json``; check it against eager mode; returns the description."""
-    ck = next(iter(models.checkpoints.values()))
-    norm = ck.meta.get("normalisation") or {}
-    from fer.train.augment import MEAN, STD
-
-    mean, std = list(norm.get("mean", MEAN)), list(norm.get("std", STD))
-    module = FusedPair(models, mean, std).eval()
+    norms = {ck.normalisation for ck in models.checkpoints.values()}
+    if len(norms) > 1:
+        raise FerError(
+            f"the two models were trained with different normalisations "
+            f"{[n.to_meta() for n in norms]}: one graph normalises its inputs once; export each "
+            "model from a folder of its own"
+        )
+    if fmt not in FORMATS:
+        raise FerError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    module = FusedPair(models, norms.pop()).eval()
     inputs = graph_inputs(models)
     names = output_names(models)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
+    with StagedFile(out) as staged:
         if fmt == "onnx":
-            _onnx(module, inputs, names, tmp)
-        elif fmt == "torchscript":
+            _onnx(module, inputs, names, staged.tmp)
+        else:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
                 traced = torch.jit.trace(module, tuple(inputs.values()), check_trace=False)
-                torch.jit.save(traced, str(tmp))
-        else:
-            raise FerError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
-        diff = parity(module, tmp, fmt, graph_inputs(models, batch=3, seed=1))
+                torch.jit.save(traced, str(staged.tmp))
+        diff = parity(module, staged.tmp, fmt, graph_inputs(models, batch=3, seed=1))
         if diff > TOLERANCE:
             raise FerError(f"{out}: the exported graph differs from eager mode by {diff:.2e}")
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
     spec = {
         "format": fmt,
         "file": out.name,
@@ -121,8 +122,8 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
         },
         "outputs": names,
         "classes": models.classes,
-        "fusion": models.weights,
-        "fusion_source": models.weights_source,
+        "fusion": models.fusion.to_dict(),
+        "fusion_source": models.fusion_source,
         "preprocess": models.preprocess,
         "checkpoints": {k: str(c.path) for k, c in models.checkpoints.items()},
         "max_abs_diff_vs_eager": diff,

@@ -11,28 +11,33 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fer.atomic import write_json
 from fer.contracts import MODELS, PREPROCESS_KEYS
 from fer.errors import FerError
+from fer.fusion import REFERENCE, Fusion
 from fer.provenance import sha256_file
 
+if TYPE_CHECKING:  # fer.models imports torch, which `fer pair` never needs
+    from fer.models.inference import Checkpoint
+
 FUSION_FILE = "fusion.json"
-DEFAULT_FUSION = {"roi": 0.55, "global": 0.45}  # the reference's weights (§5.1)
+NO_FUSION_FILE = "the reference's weights (no fusion.json)"
 _FOLD = re.compile(r"^(global|roi)\.fold(\d+)\.pt$")
 
 
 @dataclass
 class ModelSet:
-    """The checkpoints one prediction runs (``global`` / ``roi``: fer.evaluate.predict
-    Checkpoint or None), the fusion ``weights`` and where they came from, the classes and the
-    preprocessing every checkpoint agrees on."""
+    """The checkpoints one prediction runs (``{"global": Checkpoint, "roi": Checkpoint}``,
+    either may be None), the ``fusion`` of their logits and where it came from, the classes and
+    the preprocessing every checkpoint agrees on."""
 
-    checkpoints: dict
-    weights: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
-    weights_source: str = "the reference's weights (no fusion.json)"
+    checkpoints: dict[str, Checkpoint | None]
+    fusion: Fusion = REFERENCE
+    fusion_source: str = NO_FUSION_FILE
     folder: Path | None = None
 
     def __post_init__(self):
@@ -98,10 +103,7 @@ class ModelSet:
         pre = self.preprocess
         fused = ""
         if len(self.checkpoints) == 2:
-            fused = (
-                f"; fused roi={self.weights['roi']:g}, global={self.weights['global']:g} "
-                f"({self.weights_source})"
-            )
+            fused = f"; fused {self.fusion} ({self.fusion_source})"
         return (
             f"{kinds}: {len(self.classes)} classes; detector {pre['detector']}, chips "
             f"{pre['face_size']} px, ROIs {pre['roi_size']} px{fused}"
@@ -139,33 +141,31 @@ def checkpoint_files(folder: Path, fold: int | None) -> dict[str, Path]:
     raise FerError(f"{folder}: no {what} in it")
 
 
-def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[dict, str] | None:
-    """The weights and their source from ``folder/fusion.json``; None where there is none. A
+def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[Fusion, str] | None:
+    """The fusion and its source from ``folder/fusion.json``; None where there is none. A
     fusion.json written for other checkpoints than ``files`` is an error naming them."""
     path = Path(folder) / FUSION_FILE
     if not path.is_file():
         return None
     try:
         spec = json.loads(path.read_text())
-        weights = {k: float(spec["weights"][k]) for k in ("roi", "global")}
+        fusion = Fusion.from_dict(spec["weights"], str(path))
         recorded = {str(k): v["sha256"] for k, v in dict(spec.get("checkpoints") or {}).items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FerError(
             f"{path}: expected {{'weights': {{'roi': W, 'global': W}}, 'checkpoints': "
             f"{{file: {{'sha256': ...}}}}}} ({exc})"
         ) from None
-    if not all(0 <= w <= 1 for w in weights.values()) or sum(weights.values()) == 0:
-        raise FerError(f"{path}: weights {weights}: expected each in [0, 1], not both 0")
     for here in files.values():
         if here.name not in recorded or recorded[here.name] != sha256_file(here):
             raise FerError(
                 f"{path}: written for another {here.name} than the one in the folder; rerun "
                 f"`fer pair --models {folder}` (or the workflow) after retraining"
             )
-    return weights, str(spec.get("source") or path)
+    return fusion, str(spec.get("source") or path)
 
 
-def write_fusion(folder: Path, weights: dict, source: str) -> dict:
+def write_fusion(folder: Path, fusion: Fusion, source: str) -> dict:
     """Write ``folder/fusion.json``: the weights, their source and the sha256 of every
     checkpoint in the folder (``global.pt``, ``roi.pt`` or their ``.fold<k>`` files), so that a
     retrained model is never fused with stale weights."""
@@ -182,7 +182,7 @@ def write_fusion(folder: Path, weights: dict, source: str) -> dict:
             f"{', '.join(p.name for p in names) or 'none'}"
         )
     spec = {
-        "weights": {"roi": float(weights["roi"]), "global": float(weights["global"])},
+        "weights": fusion.to_dict(),
         "source": source,
         "checkpoints": {p.name: {"sha256": sha256_file(p)} for p in names},
     }
@@ -196,12 +196,12 @@ def load_models(
     global_ckpt: Path | None = None,
     roi_ckpt: Path | None = None,
     fold: int | None = None,
-    weights: dict | None = None,
+    fusion: Fusion | None = None,
     device=None,
 ) -> ModelSet:
-    """The :class:`ModelSet` of a models folder, or of explicit checkpoint files; ``weights``
+    """The :class:`ModelSet` of a models folder, or of explicit checkpoint files; ``fusion``
     overrides fusion.json."""
-    from fer.evaluate.predict import load_checkpoints
+    from fer.models.inference import load_checkpoints
 
     files = checkpoint_files(folder, fold) if folder is not None else {}
     files.update({k: Path(p) for k, p in (("global", global_ckpt), ("roi", roi_ckpt)) if p})
@@ -211,9 +211,9 @@ def load_models(
     if device is not None:
         for ck in cks.values():
             ck.model.to(device)
-    source, chosen = "the reference's weights (no fusion.json)", dict(DEFAULT_FUSION)
-    if weights is not None:
-        chosen, source = {k: float(weights[k]) for k in ("roi", "global")}, "given"
+    chosen, source = REFERENCE, NO_FUSION_FILE
+    if fusion is not None:
+        chosen, source = fusion, "given"
     elif folder is not None and (found := read_fusion(folder, files)) is not None:
         chosen, source = found
     return ModelSet(cks, chosen, source, Path(folder) if folder is not None else None)
@@ -222,7 +222,6 @@ def load_models(
 def main(argv: list[str] | None = None) -> int:
     """``fer pair``: write models/<dataset>/fusion.json."""
     from fer import cliargs
-    from fer.evaluate.cli import DEFAULT_WEIGHTS, parse_weights
 
     p = cliargs.parser(
         "fer pair",
@@ -233,14 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--models", required=True, type=Path, help="models/<dataset>/ (global.pt, roi.pt)"
     )
-    p.add_argument("--fusion-weights", default=DEFAULT_WEIGHTS, help="as roi=W,global=W")
+    cliargs.add_fusion_weights(p, REFERENCE, "as roi=W,global=W")
     source = "where the weights come from, recorded in the file"
     p.add_argument("--source", default="given on the command line", help=source)
     args = p.parse_args(argv)
-    spec = write_fusion(args.models, parse_weights(args.fusion_weights), args.source)
-    w = spec["weights"]
+    spec = write_fusion(args.models, args.fusion_weights, args.source)
     print(
-        f"wrote {args.models / FUSION_FILE}: roi={w['roi']:g}, global={w['global']:g} for "
+        f"wrote {args.models / FUSION_FILE}: {args.fusion_weights} for "
         f"{', '.join(spec['checkpoints'])}"
     )
     return 0

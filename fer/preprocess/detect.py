@@ -24,55 +24,6 @@ DETECTORS = ("mtcnn", "dlib", "none", "given")
 # aligner re-runs the predictor on the aligned chip, so small offsets here do not reach the ROIs.
 MTCNN_TO_DLIB_SHIFT = 0.085
 
-MIN_FACE = 20  # facenet-pytorch's default smallest MTCNN face, in pixels, whatever the frame
-AUTO_FRACTION = 0.1  # ``auto``: the smallest face is this share of the frame's short side
-
-
-def min_face_for(setting: str | int | float, height: int, width: int) -> int:
-    """MTCNN's smallest face (pixels) in a ``height`` x ``width`` frame: ``auto`` (a tenth of
-    the short side, at least 20 px), a number of pixels (a whole number ≥ 12), or a share of the
-    short side (a number between 0 and 1)."""
-    short = min(height, width)
-    if setting == "auto":
-        return max(MIN_FACE, int(round(AUTO_FRACTION * short)))
-    try:
-        value = float(setting)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if 0 < value < 1:
-        return max(12, int(round(value * short)))
-    if value >= 12 and value == int(value):
-        return int(value)
-    raise FerError(
-        f"mtcnn min_face {setting!r}: expected 'auto', a whole number of pixels >= 12, or a "
-        "share of the frame's short side between 0 and 1"
-    )
-
-
-def check_min_face(setting):
-    """``setting`` checked as :func:`min_face_for` reads it; returned as given."""
-    min_face_for(setting, 100, 100)
-    return setting
-
-
-def parse_min_face(text: str) -> str | int | float:
-    """An argparse type for ``--min-face``: ``auto``, pixels (int) or a share (float)."""
-    import argparse
-
-    value: str | int | float = text
-    if text != "auto":
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                value = text
-    try:
-        return check_min_face(value)
-    except FerError as exc:
-        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[1]) from None
-
 
 @dataclass
 class Detection:
@@ -231,7 +182,7 @@ class MtcnnDetector:
 
 def make_detector(name: str, device: str = "cpu", min_face="auto"):
     """Build the detector called ``name`` (one of :data:`DETECTORS`) on ``device``
-    (``min_face``: MTCNN's smallest face, see :func:`min_face_for`)."""
+    (``min_face``: MTCNN's smallest face, see :func:`fer.preprocess.mtcnn.min_face_for`)."""
     if name == "none":
         return WholeFrameDetector()
     if name == "given":

@@ -37,7 +37,7 @@ class Settings:
     # 0 leaves the BLAS library's default (fer predict: one process)
     blas_threads: int = 1
     # MTCNN's smallest face: auto (a tenth of the frame's short side, at least 20 px), pixels, or
-    # a share of the short side (fer.preprocess.detect.min_face_for)
+    # a share of the short side (fer.preprocess.mtcnn.min_face_for)
     min_face: str | int | float = "auto"
 
 

@@ -38,7 +38,8 @@ from fer.data.io import MAX_PIXELS
 from fer.errors import FerError
 from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
-from fer.preprocess.detect import DETECTORS, parse_min_face
+from fer.preprocess.detect import DETECTORS
+from fer.preprocess.mtcnn import parse_min_face
 from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
 from fer.progress import say
 from fer.provenance import resolve_device as resolve_torch_device

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.fusion import REFERENCE, Fusion
 from fer.report import figures
 from fer.report.inputs import Cell
 
@@ -71,17 +72,14 @@ def gallery(cell: Cell, limit: int = GALLERY_SIZE) -> dict:
     prov = r.get("provenance") or {}
     paths = prov.get("predictions") or []
     if not paths:
-        return {
-            "items": [],
-            "n_wrong": None,
-            "note": "no prediction record named (scored in memory)",
-        }
+        return {"items": [], "n_wrong": None, "note": "no prediction record named"}
+    weights = prov.get("fusion_weights")
     try:
         rec = Predictions.load(paths[0])
+        fusion = REFERENCE if weights is None else Fusion.from_dict(weights, f"{cell.path}")
     except FerError as exc:
         return {"items": [], "n_wrong": None, "note": str(exc)}
-    weights = prov.get("fusion_weights") or {"roi": 0.55, "global": 0.45}
-    z = rec.logits(cell.arch, weights)
+    z = rec.logits(cell.arch, fusion)
     if z is None:
         return {"items": [], "n_wrong": None, "note": f"{rec.where}: no {cell.arch} logits"}
     keep = rec["has_roi"] if cell.arch == "roi" else np.ones(len(rec), bool)

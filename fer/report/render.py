@@ -12,6 +12,7 @@ from importlib import metadata
 import jinja2
 
 from fer import __version__
+from fer.fusion import Fusion
 from fer.report import evidence, figures, tables
 from fer.report.inputs import Benchmark, Cell, History
 
@@ -328,6 +329,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
     )
     on_test = [v for v in views if "selected on test" in v.flags]
     config_data, config_text = config if config else ({}, None)
+    evaluate = config_data.get("evaluate")
     return {
         "title": title,
         "adapters": adapter_names(cells, histories, prepared),
@@ -346,6 +348,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
         "label_maps": label_maps(views),
         "provenance": provenance(cells, histories),
         "config_text": config_text,
+        "fusion": Fusion.from_config(evaluate if isinstance(evaluate, dict) else {}),
         "config_seed": (
             (config_data.get("train") or {}).get("seed")
             if isinstance(config_data.get("train"), dict)

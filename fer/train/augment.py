@@ -3,9 +3,11 @@
 Train: resize → RandomHorizontalFlip(0.5) → ColorJitter(brightness=0.2, contrast=0.2) →
 RandomApply([RandomAffine(degrees=20, scale=(0.8, 1.0), translate=(0.2, 0.2))], p=0.7) →
 Normalize(ImageNet) → RandomErasing(p=0.5, scale=(0.02, 0.25), ratio=(0.3, 3.3), value=0).
-Test: resize → Normalize. Every random draw comes from one ``torch.Generator`` on the device, per
-sample, with no Python loop over images; the face and each ROI are augmented independently (as the
-reference does) by calling :func:`augment` once per tensor.
+Only the random part lives here: the resize, the scaling and the normalisation are the models'
+input contract (:mod:`fer.models.transforms`, whose ``eval_transform`` is the test transform).
+Every random draw comes from one ``torch.Generator`` on the device, per sample, with no Python
+loop over images; the face and each ROI are augmented independently (as the reference does) by
+calling :func:`augment` once per tensor.
 """
 
 from __future__ import annotations
@@ -15,36 +17,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+from fer.models.transforms import normalize, to_float
+
 ERASE_ATTEMPTS = 10
-
-
-def to_float(batch: torch.Tensor, size: int, channels_last: bool = True) -> torch.Tensor:
-    """uint8 ``B×H×W×3`` (on any device) → float ``B×3×size×size`` in [0, 1].
-
-    The permuted view is already channels-last in memory; a different ``size`` is resized with
-    antialiased bilinear interpolation (like torchvision's ``Resize`` on PIL images).
-    """
-    x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-    if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(
-            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-        ).clamp_(0.0, 1.0)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    return x.contiguous(memory_format=fmt)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """ImageNet mean/std normalisation of a ``B×3×H×W`` float batch in [0, 1]."""
-    mean = torch.tensor(MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x - mean) / std
-
-
-def prepare_eval(batch: torch.Tensor, size: int, channels_last: bool = True) -> torch.Tensor:
-    """The test transform: uint8 batch → resized, normalised float batch."""
-    return normalize(to_float(batch, size, channels_last))
 
 
 def augment(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fer import cliargs
 from fer.contracts import MODELS
-from fer.train import TrainJob, train
+from fer.train import train
+from fer.train.job import TrainJob
 from fer.train.recipe import Recipe, help_text
 
 

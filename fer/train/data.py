@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fer.data.splits import carve_val
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.prepared import ROI_NAMES, PreparedData
@@ -55,26 +56,18 @@ def label_positions(data: PreparedData, rows: np.ndarray) -> np.ndarray:
 
 
 def vote_vectors(data: PreparedData, rows: np.ndarray) -> np.ndarray:
-    """FERPlus ``votes`` (canonical order) of ``rows`` over the model's classes, each summing to 1.
+    """FERPlus ``votes`` of ``rows`` over the model's classes, each row summing to 1.
 
     Rows whose votes give no class of the model are returned as all-zero vectors (the caller
     drops and counts them).
     """
-    where = data.root / "index.csv"
-    column = data.index["votes"] if "votes" in data.index.columns else None
-    text = column.astype(str).to_numpy()[rows] if column is not None else np.array([""] * len(rows))
-    if len(text) and (text == "").all():
+    votes = data.votes(rows)
+    if votes is None:
+        if not len(rows):
+            return np.zeros((0, len(data.classes)), np.float32)
+        where = data.root / "index.csv"
         raise FerError(f"{where}: loss 'bce' needs FERPlus vote vectors, but `votes` is empty")
-    cols = [CANONICAL.index(c) for c in data.classes]
-    out = np.zeros((len(rows), len(cols)), dtype=np.float32)
-    for i, cell in enumerate(text):
-        parts = cell.split(";") if cell else []
-        if len(parts) != len(CANONICAL):
-            raise FerError(
-                f"{where}: row {int(rows[i])} votes {cell!r}; expected {len(CANONICAL)} "
-                "numbers n0;...;n7 in canonical order"
-            )
-        out[i] = np.asarray(parts, dtype=np.float32)[cols]
+    out = votes[:, [CANONICAL.index(c) for c in data.classes]].astype(np.float32)
     total = out.sum(axis=1, keepdims=True)
     return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
@@ -90,28 +83,26 @@ def make_split(data: PreparedData, name: str, rows: np.ndarray, recipe: Recipe) 
 
 
 def hold_out_groups(data: PreparedData, rows: np.ndarray, fraction: float, seed: int):
-    """Split ``rows`` (training folds) into (train, val) by whole groups, seeded.
-
-    Rows without a group count as their own group. The test fold is never looked at.
-    """
+    """Split ``rows`` (a k-fold set's training folds) into (train, val) with the manifest's own
+    validation carve (:func:`fer.data.splits.carve_val`: whole groups, about ``fraction`` of
+    each class, seeded). Rows without a group count as their own group. The test fold is never
+    looked at."""
+    where = data.root / "index.csv"
     groups = data.index["group"].astype(str).to_numpy()[rows]
-    groups = np.where(groups == "", np.char.add("row", rows.astype(str)), groups)
-    unique = np.unique(groups)
-    if len(unique) < 2:
+    labels = data.index["label"].to_numpy()[rows].astype(str)
+    n_groups = len(np.unique(np.where(groups == "", np.char.add("row", rows.astype(str)), groups)))
+    if n_groups < 2:
         raise FerError(
-            f"{data.root / 'index.csv'}: the training folds hold {len(unique)} group(s); "
-            "need >= 2 to carve a validation part (or use selection: test)"
+            f"{where}: the training folds hold {n_groups} group(s); need >= 2 to carve a "
+            "validation part (or use selection: test)"
         )
-    rng = np.random.default_rng(seed)
-    n_val = min(len(unique) - 1, max(1, round(fraction * len(unique))))
-    picked = rng.permutation(unique)[:n_val]
-    in_val = np.isin(groups, picked)
+    in_val = np.array(carve_val(list(labels), list(groups), fraction, seed), dtype=bool)
+    if not in_val.any() or in_val.all():
+        raise FerError(
+            f"{where}: a validation carve of {fraction} of the training folds' {n_groups} "
+            "groups leaves one side empty; change val_fraction (or use selection: test)"
+        )
     return rows[~in_val], rows[in_val]
-
-
-def is_kfold(data: PreparedData) -> bool:
-    """Whether the prepared set carries k-fold indices (``fold`` >= 0)."""
-    return bool((data.index["fold"].astype(int) >= 0).any())
 
 
 def carve(data: PreparedData, fold: int | None, selection: str, val_fraction: float, seed: int):
@@ -124,13 +115,13 @@ def carve(data: PreparedData, fold: int | None, selection: str, val_fraction: fl
     """
     where = data.root / "index.csv"
     if fold is not None:
-        if not is_kfold(data):
+        if not data.is_kfold:
             raise FerError(f"{where}: --fold {fold} given but the data set has no k-fold indices")
         train = data.rows(split="train", fold=fold)
         if selection == "test":
             return train, data.rows(fold=fold)
         return hold_out_groups(data, train, val_fraction, seed + fold)
-    if is_kfold(data):
+    if data.is_kfold:
         raise FerError(f"{where}: the data set is k-fold; pass --fold K")
     return data.rows(split="train"), data.rows(split="val" if selection == "val" else "test")
 

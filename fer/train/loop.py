@@ -24,11 +24,12 @@ from tqdm import tqdm
 
 from fer.errors import FerError
 from fer.models import create_model
+from fer.models.transforms import eval_transform
 from fer.progress import say
 from fer.provenance import resolve_device
-from fer.train import TrainJob
-from fer.train.augment import augment, prepare_eval
+from fer.train.augment import augment
 from fer.train.data import Batches, Split, build_splits, epoch_order
+from fer.train.job import TrainJob
 from fer.train.recipe import Recipe
 from fer.train.state import RunState, load_state, remove_state, save_state, write_outputs
 
@@ -79,7 +80,11 @@ def _inputs(batch: dict, model, step: Step, gen: torch.Generator | None) -> dict
     for key in ("face", "eye", "nose", "mouth") if model.uses_rois else ("face",):
         t = torch.as_tensor(batch[key]).to(step.device, non_blocking=True)
         size = step.sizes[0] if key == "face" else step.sizes[1]
-        out[key] = augment(t, size, gen, cl) if gen is not None else prepare_eval(t, size, cl)
+        out[key] = (
+            augment(t, size, gen, cl)
+            if gen is not None
+            else eval_transform(t, size, channels_last=cl)
+        )
     return out
 
 

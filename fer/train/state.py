@@ -20,11 +20,10 @@ from typing import Any
 
 import torch
 
-from fer import __version__
 from fer.atomic import atomic_write, save_torch, write_json
 from fer.contracts import HISTORY_COLUMNS, PREPROCESS_KEYS
+from fer.models.meta import checkpoint_meta as meta_of
 from fer.provenance import git_sha, versions
-from fer.train.augment import MEAN, STD
 
 STATE_FORMAT = 2  # bump when the resume file's layout changes: older files then start over
 # what a fingerprint difference means, for the line that says why a run starts over
@@ -227,31 +226,27 @@ def hardware(device: torch.device) -> dict:
 
 
 def checkpoint_meta(run: RunState, sha: str) -> dict:
-    """The contract's checkpoint meta (docs/design.md "Models")."""
+    """The checkpoint's meta (:func:`fer.models.meta.checkpoint_meta`) of a finished run."""
     r = run.recipe
-    return {
-        "model": run.arch,
-        "classes": list(run.data.classes),
-        "face_size": run.sizes[0],
-        "roi_size": run.sizes[1],
-        "fer_version": __version__,
-        "dataset": run.dataset,
-        "adapter": run.data.adapter or run.dataset,
-        "seed": r.seed,
-        "selection": r.selection,
-        "global_input": r.global_input if run.arch == "global" else "aligned",
-        "fold": run.job.fold,
-        "best_epoch": run.best_epoch,
-        "best_val_acc": run.best_acc,
-        "git_sha": sha,
-        "config_hash": r.config_hash or r.fingerprint(),
-        "recipe": r.to_dict(),
-        "selected_on_test": r.selection == "test",
-        "init": getattr(run.model, "fer_init", None),
-        "preprocess": {k: run.data.params[k] for k in PREPROCESS_KEYS if k in run.data.params},
-        "normalisation": {"mean": list(MEAN), "std": list(STD)},
-        **({"warning": TEST_WARNING} if r.selection == "test" else {}),
-    }
+    return meta_of(
+        model=run.arch,
+        classes=run.data.classes,
+        sizes=run.sizes,
+        dataset=run.dataset,
+        adapter=run.data.adapter or run.dataset,
+        selection=r.selection,
+        preprocess={k: run.data.params[k] for k in PREPROCESS_KEYS if k in run.data.params},
+        seed=r.seed,
+        global_input=r.global_input,
+        fold=run.job.fold,
+        best_epoch=run.best_epoch,
+        best_val_acc=run.best_acc,
+        git_sha=sha,
+        config_hash=r.config_hash or r.fingerprint(),
+        recipe=r.to_dict(),
+        init=getattr(run.model, "fer_init", None),
+        warning=TEST_WARNING if r.selection == "test" else None,
+    )
 
 
 def write_outputs(run: RunState, train, val) -> None:

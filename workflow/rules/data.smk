@@ -5,7 +5,7 @@ rule generate_demo:
     output:
         directory("resources/{dataset}/raw"),
     log:
-        "logs/generate_demo/{dataset}.log",
+        LOGS["generate_demo"],
     localrule: True
     conda:
         "../envs/fer.yaml"
@@ -28,7 +28,7 @@ rule build_manifest:
         manifest="resources/{dataset}/manifest.csv",
         summary="resources/{dataset}/manifest.summary.json",
     log:
-        "logs/build_manifest/{dataset}.log",
+        LOGS["build_manifest"],
     localrule: True
     conda:
         "../envs/fer.yaml"

@@ -1,16 +1,18 @@
-# Evaluation: both models run once per (trained set, target[, seed]) into a prediction record;
-# every table cell (trained set x target x arch) is scored from the records, without torch.
+# Evaluation: both models run once per (trained set, replicate, target) into a prediction
+# record, and once over the trained set's validation rows (target `validation`: what the fused
+# weight is chosen on); every table cell (trained set x target x arch) is scored from the
+# records, without torch.
 
 
-rule predict_target:
+rule infer_record:
     input:
-        unpack(predict_inputs),
+        unpack(infer_inputs),
     output:
-        "results/{dataset}/predictions/{target}.npz",
+        RECORD,
     log:
-        "logs/predict_target/{dataset}/{target}.log",
+        LOGS["infer_record"],
     benchmark:
-        "benchmarks/predict_target/{dataset}/{target}.tsv"
+        BENCHMARKS["infer_record"]
     conda:
         "../envs/fer.yaml"
     threads: 2
@@ -20,7 +22,7 @@ rule predict_target:
         runtime=runtime_for(10, 1),
     params:
         prepared=prepared_dir,
-        target=lambda wildcards: getattr(wildcards, "target", wildcards.dataset),
+        target=scored_set,
         rows=infer_rows,
         protocol=config["evaluate"]["protocol"],
         batch_size=config["evaluate"]["batch_size"],
@@ -31,43 +33,15 @@ rule predict_target:
         " --batch-size {params.batch_size} --no-progress --out {output}"
 
 
-# The trained set's validation rows (what the fused weight is chosen on) and replicates.
-use rule predict_target as predict_validation with:
-    output:
-        "results/{dataset}/predictions/validation.npz",
-    log:
-        "logs/predict_validation/{dataset}.log",
-    benchmark:
-        "benchmarks/predict_validation/{dataset}.tsv"
-
-
-use rule predict_target as predict_target_seed with:
-    output:
-        "results/{dataset}/seed{seed}/predictions/{target}.npz",
-    log:
-        "logs/predict_target/{dataset}/seed{seed}/{target}.log",
-    benchmark:
-        "benchmarks/predict_target/{dataset}/seed{seed}/{target}.tsv"
-
-
-use rule predict_target as predict_validation_seed with:
-    output:
-        "results/{dataset}/seed{seed}/predictions/validation.npz",
-    log:
-        "logs/predict_validation/{dataset}/seed{seed}.log",
-    benchmark:
-        "benchmarks/predict_validation/{dataset}/seed{seed}.tsv"
-
-
 rule evaluate_cell:
     input:
         unpack(evaluate_inputs),
     output:
-        "results/{dataset}/{target}_{arch}.json",
+        RESULT,
     log:
-        "logs/evaluate_cell/{dataset}/{target}_{arch}.log",
+        LOGS["evaluate_cell"],
     benchmark:
-        "benchmarks/evaluate_cell/{dataset}/{target}_{arch}.tsv"
+        BENCHMARKS["evaluate_cell"]
     conda:
         "../envs/fer.yaml"
     resources:
@@ -76,15 +50,13 @@ rule evaluate_cell:
     params:
         validation=validation_flag,
         protocol=config["evaluate"]["protocol"],
-        w_roi=config["evaluate"]["fusion_roi"],
-        w_global=config["evaluate"]["fusion_global"],
+        fusion=str(FUSION),
         bootstrap=config["evaluate"]["bootstrap"],
         seed=config["evaluate"]["seed"],
         config_hash=evaluate_hash,
     shell:
         "fer --log {log} evaluate --dataset {wildcards.dataset} --target {wildcards.target}"
         " --arch {wildcards.arch} --predictions {input.predictions} {params.validation}"
-        " --protocol {params.protocol}"
-        " --fusion-weights roi={params.w_roi},global={params.w_global}"
+        " --protocol {params.protocol} --fusion-weights {params.fusion}"
         " --bootstrap {params.bootstrap} --seed {params.seed}"
         " --config-hash {params.config_hash} --out {output}"

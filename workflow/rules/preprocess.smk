@@ -6,23 +6,23 @@ rule prepare_faces:
         manifest="resources/{dataset}/manifest.csv",
         summary="resources/{dataset}/manifest.summary.json",
     output:
-        index="resources/{dataset}/prepared/index.csv",
-        faces="resources/{dataset}/prepared/faces.npy",
-        eye="resources/{dataset}/prepared/eye.npy",
-        nose="resources/{dataset}/prepared/nose.npy",
-        mouth="resources/{dataset}/prepared/mouth.npy",
-        landmarks="resources/{dataset}/prepared/landmarks.npy",
-        params="resources/{dataset}/prepared/params.json",
-        summary="resources/{dataset}/prepared/summary.json",
+        index=f"{PREPARED}/index.csv",
+        faces=f"{PREPARED}/faces.npy",
+        eye=f"{PREPARED}/eye.npy",
+        nose=f"{PREPARED}/nose.npy",
+        mouth=f"{PREPARED}/mouth.npy",
+        landmarks=f"{PREPARED}/landmarks.npy",
+        params=f"{PREPARED}/params.json",
+        summary=f"{PREPARED}/summary.json",
         sheet=report(
-            "resources/{dataset}/prepared/contact_sheet.png",
+            f"{PREPARED}/contact_sheet.png",
             caption="../report/contact_sheet.rst",
             category="Preprocessing",
         ),
     log:
-        "logs/prepare_faces/{dataset}.log",
+        LOGS["prepare_faces"],
     benchmark:
-        "benchmarks/prepare_faces/{dataset}.tsv"
+        BENCHMARKS["prepare_faces"]
     conda:
         "../envs/fer.yaml"
     threads: 4

@@ -6,15 +6,15 @@ rule render_report:
         results=all_results,
         histories=histories,
         summaries=prepared_summaries,
-        predictors=predictors,  # models/{dataset}/fusion.json: every pair ready for fer predict
+        predictors=predictors,  # every pair's fusion.json: each ready for fer predict
     output:
         report(
-            "reports/all.html",
+            REPORT,
             caption="../report/all.rst",
             category="Report",
         ),
     log:
-        "logs/render_report.log",
+        LOGS["render_report"],
     localrule: True
     conda:
         "../envs/fer.yaml"

@@ -20,40 +20,31 @@ before argmax and before fusion; target images with an unscored label are left o
 ``excluded``, as are unreadable images.
 
 Input sizes: prepared arrays whose size differs from the checkpoint's ``face_size`` / ``roi_size``
-are resized on the fly with the training's test transform (``fer.train.augment.prepare_eval``,
-antialiased bilinear) and the result records it under ``provenance.input_resize``. A checkpoint with
+are resized on the fly by the models' eval transform (:mod:`fer.models.inference`, antialiased
+bilinear) and the result records it under ``provenance.input_resize``. A checkpoint with
 ``global_input: original`` needs ``original.npy``; its absence is an error naming the file.
 """
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fer.errors import FerError
-from fer.evaluate import NEEDS, EvalCell, Target
+from fer.evaluate.jobs import InferJob
 from fer.evaluate.records import RECORD_VERSION, Predictions
 from fer.evaluate.scoring import label_map, target_labels, votes_matrix
+from fer.models.inference import (
+    Checkpoint,
+    Inference,
+    global_logits,
+    load_checkpoints,
+    roi_logits,
+)
 from fer.prepared import ROI_NAMES, PreparedData, open_prepared
 from fer.provenance import git_sha, resolve_device, versions
-
-
-@dataclass
-class Checkpoint:
-    """One loaded model with its metadata and where it came from."""
-
-    path: Path
-    model: object
-    meta: dict
-
-    @property
-    def fold(self) -> int | None:
-        fold = self.meta.get("fold")
-        return None if fold is None or int(fold) < 0 else int(fold)
 
 
 @dataclass
@@ -65,21 +56,6 @@ class Task:
     n_unreadable: int
     global_ck: Checkpoint | None = None
     roi_ck: Checkpoint | None = None
-
-
-def load_checkpoints(paths: list[Path], expect: str) -> list[Checkpoint]:
-    """Load checkpoints through ``fer.models.load_checkpoint``; check each is a ``expect`` model."""
-    from fer.models import load_checkpoint
-
-    out = []
-    for path in paths:
-        if not Path(path).is_file():
-            raise FerError(f"{path}: checkpoint not found")
-        model, meta = load_checkpoint(path)
-        if meta.get("model") != expect:
-            raise FerError(f"{path}: a {meta.get('model')!r} checkpoint where {expect!r} expected")
-        out.append(Checkpoint(Path(path), model, dict(meta)))
-    return out
 
 
 def model_classes(cks: list[Checkpoint]) -> list[str]:
@@ -110,8 +86,7 @@ def _selection(data: PreparedData, fold: int | None, within: bool) -> tuple[np.n
 
 def plan_tasks(data: PreparedData, g: list[Checkpoint], r: list[Checkpoint], within: bool):
     """Pair checkpoints with the rows they score (see the module docstring)."""
-    kfold = within and bool((data.index["fold"].astype(int) >= 0).any())
-    if not kfold:
+    if not (within and data.is_kfold):
         for cks in (g, r):
             if len(cks) > 1:
                 raise FerError(
@@ -144,83 +119,31 @@ def plan_tasks(data: PreparedData, g: list[Checkpoint], r: list[Checkpoint], wit
     return tasks
 
 
-def _check_array(data: PreparedData, name: str, arr: np.ndarray) -> int:
+def _side(data: PreparedData, name: str, arr: np.ndarray) -> int:
+    """The stored side of a prepared array, checked to be N×S×S×3."""
     if arr.ndim != 4 or arr.shape[1] != arr.shape[2] or arr.shape[3] != 3:
         raise FerError(f"{data.root / (name + '.npy')}: shape {arr.shape}; expected N×S×S×3")
     return int(arr.shape[1])
 
 
-@dataclass(frozen=True)
-class Inference:
-    """How the models run: the torch device, images per forward pass, a progress bar (None: on
-    a terminal only), and whether each call prints its images and seconds (``fer predict``
-    calls it once per batch and reports the whole run instead)."""
+def _view(data: PreparedData, ck: Checkpoint):
+    """The Global Net's views of the prepared rows: ``aligned`` is ``faces.npy``, ``original``
+    the whole frames (``original.npy``, which only a ``global_input: original`` model needs)."""
 
-    device: object  # torch.device
-    batch_size: int = 64
-    progress: bool | None = None
-    announce: bool = True
-
-
-def predict_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:
-    """Logits (n, C) float32 of ``ck`` on ``rows``; ``arrays`` maps forward() argument names to
-    uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used."""
-    import torch
-    from tqdm import tqdm
-
-    from fer.train.augment import prepare_eval
-
-    model, device, bs = ck.model, run.device, run.batch_size
-    sizes = {"face": int(ck.meta["face_size"])} | {k: int(ck.meta["roi_size"]) for k in ROI_NAMES}
-    model.eval().to(device)
-    out = []
-    starts = range(0, len(rows), bs)
-    desc, start = f"{ck.meta.get('model')} {ck.path.name}", time.perf_counter()
-    with torch.inference_mode():
-        quiet = None if run.progress is None else not run.progress
-        for s in tqdm(starts, desc=desc, disable=quiet, file=sys.stderr, leave=False):
-            take = np.sort(rows[s : s + bs])
-            inputs = {
-                k: prepare_eval(
-                    torch.from_numpy(np.ascontiguousarray(a[take])).to(device),
-                    sizes[k],
-                    channels_last=device.type == "cuda",
-                )
-                for k, a in arrays.items()
-            }
-            z = model(**inputs)
-            z = z[0] if isinstance(z, tuple | list) else z
-            order = np.argsort(np.argsort(rows[s : s + bs]))  # back from sorted to given order
-            out.append(z.float().cpu().numpy()[order])
-    if run.announce:
-        seconds = time.perf_counter() - start
-        print(f"{desc}: {len(rows)} images in {seconds:.1f} s", file=sys.stderr)
-    if not out:
-        return np.zeros((0, len(ck.meta["classes"])), np.float32)
-    return np.concatenate(out).astype(np.float32)
-
-
-def _inputs(data: PreparedData, which: str, ck: Checkpoint) -> tuple[dict, dict]:
-    """forward() arrays for ``which`` (``faces`` / ``global_input`` / ``rois``) and sizes used."""
-    name, arr = "faces", data.faces
-    if which == "global_input" and ck.meta.get("global_input", "aligned") == "original":
+    def view(name: str) -> np.ndarray:
+        if name == "aligned":
+            return data.faces
         if data.original is None:
             raise FerError(
                 f"{data.root / 'original.npy'}: missing; {ck.path} was trained on "
                 "global_input: original"
             )
-        name, arr = "original", data.original
-    arrays = {"face": arr}
-    kind = ck.meta.get("model")
-    sizes = {f"{kind}/{name}": [_check_array(data, name, arr), int(ck.meta["face_size"])]}
-    if which == "rois":
-        for roi in ROI_NAMES:
-            arrays[roi] = data.rois[roi]
-            sizes[f"{kind}/{roi}"] = [
-                _check_array(data, roi, data.rois[roi]),
-                int(ck.meta["roi_size"]),
-            ]
-    return arrays, sizes
+        return data.original
+
+    return view
+
+
+VIEW_FILES = {"aligned": "faces", "original": "original"}  # the prepared array of each view
 
 
 def task_logits(task: Task, data: PreparedData, lmap: dict, run: Inference):
@@ -241,19 +164,22 @@ def task_logits(task: Task, data: PreparedData, lmap: dict, run: Inference):
     }
     if task.global_ck is not None:
         ck = task.global_ck
-        inputs, sizes = _inputs(data, "global_input", ck)
-        arrays["z_global"] = predict_logits(ck, inputs, rows, run)[:, cols]
-        if "global/original" in sizes:  # fusion: Global Net sees the aligned chip (ref §5.1)
-            inputs, more = _inputs(data, "faces", ck)
-            arrays["z_global_faces"] = predict_logits(ck, inputs, rows, run)[:, cols]
-            sizes |= more
-        info["resize"].update(sizes)
+        view = _view(data, ck)
+        z = global_logits(ck, view, rows, run)
+        own = ck.global_input
+        arrays["z_global"] = z[own][:, cols]
+        if own != "aligned":  # the fusion takes the Global Net on the aligned chip (ref §5.1)
+            arrays["z_global_faces"] = z["aligned"][:, cols]
+        for name in z:
+            file = VIEW_FILES[name]
+            info["resize"][f"global/{file}"] = [_side(data, file, view(name)), ck.sizes["face"]]
     if task.roi_ck is not None:
-        inputs, sizes = _inputs(data, "rois", task.roi_ck)
-        z_roi = np.full((len(rows), len(cols)), np.nan, np.float32)
-        z_roi[has_roi] = predict_logits(task.roi_ck, inputs, rows[has_roi], run)[:, cols]
-        arrays["z_roi"] = z_roi
-        info["resize"].update(sizes)
+        ck = task.roi_ck
+        inputs = {"face": data.faces, **{k: data.rois[k] for k in ROI_NAMES}}
+        arrays["z_roi"] = roi_logits(ck, inputs, rows, has_roi, run)[:, cols]
+        for k, arr in inputs.items():
+            file = "faces" if k == "face" else k
+            info["resize"][f"roi/{file}"] = [_side(data, file, arr), ck.sizes[k]]
     for kind, ck in (("global", task.global_ck), ("roi", task.roi_ck)):
         if ck is not None:
             info["checkpoints"][kind] = {"path": str(ck.path), "meta": ck.meta}
@@ -294,7 +220,7 @@ def _concat(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
 
-def infer(spec: Target) -> Predictions:
+def infer(spec: InferJob) -> Predictions:
     """Open the target's prepared data and checkpoints, run each model once over the rows
     ``spec.rows`` asks for, and return the record every cell is scored from."""
     data = open_prepared(spec.prepared)
@@ -303,8 +229,9 @@ def infer(spec: Target) -> Predictions:
     return infer_loaded(spec, data, g, r)
 
 
-def infer_loaded(spec: Target, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
-    """:func:`infer` on loaded checkpoints and opened prepared data."""
+def infer_loaded(spec: InferJob, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
+    """:func:`infer` on opened prepared data and loaded checkpoints (``spec``'s files are not
+    read: its rows, protocol and how the models run are)."""
     if not g and not r:
         raise FerError("no checkpoint given (--global-ckpt and/or --roi-ckpt)")
     classes = model_classes(g + r)
@@ -358,15 +285,3 @@ def infer_loaded(spec: Target, data: PreparedData, g: list[Checkpoint], r: list[
         "reason": reason,
     }
     return Predictions(arrays, meta)
-
-
-def score_cell(cell: EvalCell, data: PreparedData, g: list[Checkpoint], r: list[Checkpoint]):
-    """Score loaded checkpoints on opened prepared data in memory: :func:`infer_loaded`, then
-    :func:`fer.evaluate.scoring.score` (what ``fer evaluate`` without ``--predictions`` does)."""
-    from fer.evaluate.scoring import score
-
-    for kind, given in (("global", g), ("roi", r)):
-        if kind in NEEDS[cell.arch] and not given:
-            raise FerError(f"arch {cell.arch} needs {kind} checkpoints (--{kind}-ckpt)")
-    record = infer_loaded(cell.target_spec(data.root), data, g, r)
-    return score(cell, [record], list(cell.validation))
