@@ -35,7 +35,7 @@ def write_prepared(out: Path, n: int, face: int = 224, roi: int = 90, seed: int 
 
     per_class = -(-n // 7)
     fractions = {"roi_fraction": 1.0, "test_fraction": 0.1, "val_fraction": 0.1}
-    return synthetic(out, per_class, face_size=face, roi_size=roi, seed=seed, **fractions)
+    return synthetic(out, per_class, chip_size=face, crop_size=roi, seed=seed, **fractions)
 
 
 def loader_rate(prepared: Path, arch: str, threads: int, batch: int, n: int, pin: bool) -> float:
@@ -70,16 +70,16 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=8192, help="rows gathered per timing")
     p.add_argument("--batch-size", type=int, default=64, help="rows per batch (reference 64)")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="read-ahead threads")
-    p.add_argument("--face-size", type=int, default=224, help="stored face side")
-    p.add_argument("--roi-size", type=int, default=90, help="stored ROI side")
+    p.add_argument("--chip-size", type=int, default=224, help="stored face chip side")
+    p.add_argument("--crop-size", type=int, default=90, help="stored ROI crop side")
     p.add_argument("--pin", action="store_true", help="pinned batches (needs CUDA)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fer-bench-loader-") as tmp:
         t0 = time.perf_counter()
-        prepared = write_prepared(Path(tmp) / "prepared", args.rows, args.face_size, args.roi_size)
+        prepared = write_prepared(Path(tmp) / "prepared", args.rows, args.chip_size, args.crop_size)
         sample = {
-            "global": 3 * args.face_size**2,
-            "roi": 3 * (args.face_size**2 + 3 * args.roi_size**2),
+            "global": 3 * args.chip_size**2,
+            "roi": 3 * (args.chip_size**2 + 3 * args.crop_size**2),
         }
         print(
             f"{args.rows} rows written in {time.perf_counter() - t0:.1f} s; {os.cpu_count()} CPUs; "

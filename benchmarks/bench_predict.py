@@ -43,17 +43,18 @@ sys.exit(rc)
 def make_models(folder: Path, args) -> None:
     import torch
 
+    from fer.fusion import REFERENCE
     from fer.labels import SEVEN
     from fer.models import create_model, save_checkpoint
     from fer.predict.models import write_fusion
 
     torch.manual_seed(0)
-    face, roi = args.stored or (args.face_size, args.roi_size)
-    pre = {"detector": "mtcnn", "padding": 0.25, "face_size": face, "roi_size": roi}
+    chip, crop = args.stored or (args.face_size, args.roi_size)
+    pre = {"detector": "mtcnn", "padding": 0.25, "chip_size": chip, "crop_size": crop}
     for kind in ("global", "roi"):
         model = create_model(kind, 7, args.face_size, args.roi_size)
         save_checkpoint(folder / f"{kind}.pt", model, {"classes": list(SEVEN), "preprocess": pre})
-    write_fusion(folder, {"roi": 0.55, "global": 0.45}, "benchmark")
+    write_fusion(folder, REFERENCE, "benchmark")
 
 
 def pictures(n: int, side: int = 256) -> list[np.ndarray]:
@@ -124,9 +125,9 @@ def peak_memory(models: Path, video: Path, args, work: Path) -> tuple[float, flo
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cliargs.add_sizes(p, 224, 90, "of the model inputs")
+    cliargs.add_input_sizes(p, "side in pixels")
     stored = "sides of the prepared chip and ROI crops (default: the model input sizes)"
-    p.add_argument("--stored", nargs=2, type=int, metavar=("FACE", "ROI"), help=stored)
+    p.add_argument("--stored", nargs=2, type=int, metavar=("CHIP", "CROP"), help=stored)
     p.add_argument("--batch-size", type=cliargs.integer(2), default=32, help="batched run")
     p.add_argument("--n-images", type=cliargs.integer(2), default=64, help="pictures timed")
     p.add_argument("--short", type=cliargs.integer(1), default=200, help="frames, short video")

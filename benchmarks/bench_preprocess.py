@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     p.add_argument("--detector", default="none", help="mtcnn | dlib | none (default none)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to time")
     p.add_argument("--batch-size", type=int, default=32, help="images per chunk")
-    p.add_argument("--face-size", type=int, default=224, help="chip side")
+    p.add_argument("--chip-size", type=int, default=224, help="stored face chip side")
     p.add_argument(
         "--min-face", type=parse_min_face, default="auto", help="mtcnn's smallest face (as prepare)"
     )
@@ -203,7 +203,7 @@ def main(argv=None) -> int:
     if not files:
         p.error(f"{args.folder}: no images found")
     settings = Settings(
-        str(args.folder), args.detector, face_size=args.face_size, min_face=args.min_face
+        str(args.folder), args.detector, chip_size=args.chip_size, min_face=args.min_face
     )
     last = None
     for workers in args.workers:

@@ -17,7 +17,7 @@ def add_model_options(p: argparse.ArgumentParser, batch: int, device: str = "cpu
     """``--batch-size``, ``--face-size`` / ``--roi-size`` (reference 224 / 90), ``--device``,
     ``--threads``."""
     p.add_argument("--batch-size", type=cliargs.integer(1), default=batch, help="images per step")
-    cliargs.add_sizes(p, 224, 90, "of the model inputs (reference 224 / 90)")
+    cliargs.add_input_sizes(p, "side in pixels (reference 224 / 90)")
     p.add_argument("--device", default=device, help="torch device: cpu, cuda or cuda:N")
     cliargs.add_threads(p)
 

@@ -107,12 +107,23 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=integer(1), help="CPU threads for torch (default: torch's)")
 
 
-def add_sizes(p: argparse.ArgumentParser, face: int, roi: int, what: str) -> None:
-    """``--face-size`` and ``--roi-size``: the face chip's and ROI crops' sides in pixels."""
+def add_stored_sizes(p: argparse.ArgumentParser) -> None:
+    """``--chip-size`` and ``--crop-size``: the sides of the stored face chip and ROI crops
+    (fer.contracts's bounds; a model's input sides are its recipe's face_size / roi_size)."""
+    from fer.contracts import MIN_CHIP, MIN_SIDE
+
+    chip = "side of the stored aligned face chip, pixels (reference 224)"
+    p.add_argument("--chip-size", type=integer(MIN_CHIP), default=224, help=chip)
+    crop = "side of the stored eye / nose / mouth crops, pixels (reference 90)"
+    p.add_argument("--crop-size", type=integer(MIN_SIDE), default=90, help=crop)
+
+
+def add_input_sizes(p: argparse.ArgumentParser, what: str) -> None:
+    """``--face-size`` and ``--roi-size``: a model's input sides (benchmarks build models)."""
     from fer.contracts import MIN_SIDE
 
-    p.add_argument("--face-size", type=integer(MIN_SIDE), default=face, help=f"face side {what}")
-    p.add_argument("--roi-size", type=integer(MIN_SIDE), default=roi, help=f"ROI side {what}")
+    p.add_argument("--face-size", type=integer(MIN_SIDE), default=224, help=f"face input {what}")
+    p.add_argument("--roi-size", type=integer(MIN_SIDE), default=90, help=f"ROI input {what}")
 
 
 def add_no_progress(p: argparse.ArgumentParser) -> None:

@@ -35,10 +35,26 @@ INDEX_REQUIRED = ("path", "label", "label_name", "split", "group", "fold", "stat
 ARRAYS = ("faces", *ROI_NAMES, "landmarks")  # <name>.npy, row i = row i of index.csv
 OPTIONAL_ARRAYS = ("original",)
 PREPARED_FILES = ("index.csv", *(f"{a}.npy" for a in ARRAYS), "params.json", "summary.json")
+# Two sizes, two names: a prepared folder *stores* face chips of chip_size and ROI crops of
+# crop_size (params.json, preprocess.* in the config, fer prepare --chip-size / --crop-size); a
+# model *takes* inputs of face_size and roi_size (its checkpoint's meta, the recipe), the stored
+# arrays resized to them. One set of bounds for each, here.
+MIN_CHIP = 32  # the smallest stored face chip: room for 68 landmarks and three ROI boxes
+MIN_SIDE = 8  # the smallest stored ROI crop, and the smallest model input side
 # what of params.json a checkpoint records as meta["preprocess"]: how to prepare a new input
-# exactly as its training data was (fer predict); face_size / roi_size here are the stored sizes
-PREPROCESS_KEYS = ("detector", "padding", "face_size", "roi_size", "max_pixels", "min_face")
-MIN_SIDE = 8  # the smallest face or ROI side any stage accepts (stored arrays, model inputs)
+# exactly as its training data was (fer predict)
+PREPROCESS_KEYS = ("detector", "padding", "chip_size", "crop_size", "max_pixels", "min_face")
+LEGACY_PREPROCESS = {"face_size": "chip_size", "roi_size": "crop_size"}  # older files' names
+
+
+def preprocess_of(params: dict) -> dict:
+    """The :data:`PREPROCESS_KEYS` of a ``params.json`` or a checkpoint's ``meta["preprocess"]``;
+    files written before the stored sides had names of their own (``face_size``, ``roi_size``)
+    read alike."""
+    named = {LEGACY_PREPROCESS[k]: v for k, v in params.items() if k in LEGACY_PREPROCESS}
+    named |= {k: v for k, v in params.items() if k not in LEGACY_PREPROCESS}
+    return {k: named[k] for k in PREPROCESS_KEYS if k in named}
+
 
 # ---- training outputs: models/{dataset}/{arch}[.fold{k}].{pt,history.csv,run.json}
 HISTORY_COLUMNS = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES
+from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES, preprocess_of
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.provenance import sha256_file
@@ -45,12 +45,20 @@ class PreparedData:
         return str(self.summary.get("adapter") or "")
 
     @property
-    def face_size(self) -> int:
-        return int(self.params["face_size"])
+    def preprocess(self) -> dict:
+        """How the folder was prepared (:data:`fer.contracts.PREPROCESS_KEYS` of params.json):
+        what a checkpoint trained on it records, so that new pictures are prepared alike."""
+        return preprocess_of(self.params)
 
     @property
-    def roi_size(self) -> int:
-        return int(self.params["roi_size"])
+    def chip_size(self) -> int:
+        """The stored face chip's side (faces.npy, original.npy)."""
+        return int(self.preprocess["chip_size"])
+
+    @property
+    def crop_size(self) -> int:
+        """The stored ROI crops' side (eye.npy, nose.npy, mouth.npy)."""
+        return int(self.preprocess["crop_size"])
 
     @property
     def is_kfold(self) -> bool:

@@ -32,8 +32,8 @@ def write_prepared(
     root: str | Path,
     n_per_class: int = 8,
     classes: tuple[str, ...] = SEVEN,
-    face_size: int = 32,
-    roi_size: int = 16,
+    chip_size: int = 32,
+    crop_size: int = 16,
     roi_fraction: float = 0.75,
     kfold: int | None = None,
     test_fraction: float = 0.25,
@@ -53,9 +53,9 @@ def write_prepared(
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     n = n_per_class * len(classes)
-    faces = np.lib.format.open_memmap(root / "faces.npy", "w+", np.uint8, (n, *(face_size,) * 2, 3))
+    faces = np.lib.format.open_memmap(root / "faces.npy", "w+", np.uint8, (n, *(chip_size,) * 2, 3))
     rois = {
-        k: np.lib.format.open_memmap(root / f"{k}.npy", "w+", np.uint8, (n, *(roi_size,) * 2, 3))
+        k: np.lib.format.open_memmap(root / f"{k}.npy", "w+", np.uint8, (n, *(crop_size,) * 2, 3))
         for k in ROI_NAMES
     }
     rows = []
@@ -84,16 +84,16 @@ def write_prepared(
                 "roi_boxes": "",
             }
         )
-        faces[i] = pattern(rng, k, face_size, len(classes))
+        faces[i] = pattern(rng, k, chip_size, len(classes))
         for roi in ROI_NAMES:
-            crop = pattern(rng, k, roi_size, len(classes))
+            crop = pattern(rng, k, crop_size, len(classes))
             rois[roi][i] = crop if has_roi else 0
     for arr in (faces, *rois.values()):
         arr.flush()
     del faces, rois
     pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
     np.save(root / "landmarks.npy", np.full((n, 68, 2), np.nan, np.float32))
-    params = {"face_size": face_size, "roi_size": roi_size, "padding": 0.25, "detector": "none"}
+    params = {"chip_size": chip_size, "crop_size": crop_size, "padding": 0.25, "detector": "none"}
     (root / "params.json").write_text(json.dumps(params))
     summary = {"dataset": dataset, "classes": list(classes), "synthetic": True}
     (root / "summary.json").write_text(json.dumps(summary))

@@ -70,7 +70,7 @@ def write_config(work: Path, shared_data: Path | None) -> dict:
         },
         "train_on": ["demo", "authors"],
         "targets": {"demo": ["demo"], "authors": ["authors"]},
-        "preprocess": {"face_size": 64, "roi_size": 24},
+        "preprocess": {"chip_size": 64, "crop_size": 24},
         "train": {
             "defaults": dict(TINY),
             "recipes": {

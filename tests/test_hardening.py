@@ -90,9 +90,9 @@ def prepare_args(manifest: Path, raw: Path, out: Path, *extra) -> list:
         out,
         "--detector",
         "none",
-        "--face-size",
+        "--chip-size",
         32,
-        "--roi-size",
+        "--crop-size",
         16,
         "--workers",
         1,
@@ -198,7 +198,7 @@ def test_prepare_on_a_full_disk_says_what_it_needs_and_leaves_nothing(
     files = [f"f{i % 4}.png" for i in range(40)]
     manifest = write_manifest(tmp_path / "m", files)
     out = disk / "prepared"
-    args = prepare_args(manifest, small_raw, out, "--face-size", 224, "--roi-size", 90)
+    args = prepare_args(manifest, small_raw, out, "--chip-size", 224, "--crop-size", 90)
     args[args.index("--workers") + 1] = workers
     line = one_line_error(fer(*args, timeout=120))
     assert f"{out}: needs " in line and "free on its disk" in line

@@ -69,7 +69,7 @@ def test_fer_trains_with_the_oldest_torch_the_metadata_allows(tmp_path):
     if got.returncode != 0 and "No matching distribution" not in got.stderr:
         pytest.skip(f"could not fetch {pins} (no package index?): {got.stderr[-300:]}")
     assert got.returncode == 0, got.stderr[-2000:]
-    prepared = write_prepared(tmp_path / "prepared", n_per_class=6, face_size=32, roi_size=16)
+    prepared = write_prepared(tmp_path / "prepared", n_per_class=6, chip_size=32, crop_size=16)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
     run = subprocess.run(
         [sys.executable, "-c", CHECK, str(prepared), str(tmp_path / "models")],

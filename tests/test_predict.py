@@ -30,7 +30,7 @@ pytest.importorskip("dlib")
 av = pytest.importorskip("av")
 skdata = pytest.importorskip("skimage.data")
 
-PRE = {"detector": "mtcnn", "padding": 0.25, "face_size": 112, "roi_size": 48, "max_pixels": 10**8}
+PRE = {"detector": "mtcnn", "padding": 0.25, "chip_size": 112, "crop_size": 48, "max_pixels": 10**8}
 
 
 def make_pair(folder: Path, pre: dict = PRE, classes=SEVEN, seed: int = 0, **meta) -> Path:
@@ -160,6 +160,19 @@ def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):
     assert np.isclose(alone.loc[0, "global_p_happy"], row["global_p_happy"])
 
 
+def test_older_checkpoints_name_the_stored_sizes_face_size_and_read_alike(pair, tmp_path):
+    """Checkpoints written before the stored sides had names of their own record them as
+    face_size / roi_size in meta["preprocess"]: they predict exactly as today's."""
+    legacy = {k: v for k, v in PRE.items() if k not in ("chip_size", "crop_size")}
+    old = make_pair(tmp_path / "old", pre=legacy | {"face_size": 112, "roi_size": 48})
+    models = load_models(old)
+    assert models.preprocess["chip_size"] == 112 and "chips 112 px, ROIs 48 px" in models.describe()
+    face = skdata.astronaut()
+    now = Predictor.from_dir(pair, device="cpu", progress=False).predict(face)
+    then = Predictor(models, device="cpu", progress=False).predict(face)
+    pd.testing.assert_frame_equal(now, then)
+
+
 def test_models_folder_errors(pair, tmp_path):
     from fer.models import create_model, save_checkpoint
 
@@ -257,9 +270,9 @@ def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
         tmp_path,
         "--detector",
         "mtcnn",
-        "--face-size",
+        "--chip-size",
         "112",
-        "--roi-size",
+        "--crop-size",
         "48",
         "--workers",
         "1",

@@ -94,9 +94,9 @@ def prepared(raw, tmp_path_factory):
         "cpu",
         "--workers",
         "1",
-        "--face-size",
+        "--chip-size",
         str(FACE),
-        "--roi-size",
+        "--crop-size",
         str(ROI),
         "--contact-sheet-n",
         "9",
@@ -134,7 +134,7 @@ def test_layout_and_arrays(prepared):
     assert (data.landmarks[ok] >= -FACE * 0.1).all() and (data.landmarks[ok] < FACE * 1.1).all()
     assert data.faces[unreadable].max() == 0 and data.faces[~unreadable].std() > 10
     assert all(a[ok].std() > 5 and a[~ok].max() == 0 for a in data.rois.values())
-    assert data.params["face_size"] == FACE and data.params["detector"] == "mtcnn"
+    assert data.params["chip_size"] == FACE and data.params["detector"] == "mtcnn"
     # grey, palette, rgba and 16-bit copies of one picture give nearly the same chip
     rows = {p: i for i, p in enumerate(data.index["path"])}
     grey, deep = data.faces[rows["grey.png"]].astype(int), data.faces[rows["deep16.png"]]
@@ -194,9 +194,9 @@ def test_pool_matches_single_process_and_given_boxes(raw, tmp_path):
             str(workers),
             "--batch-size",
             "2",
-            "--face-size",
+            "--chip-size",
             str(FACE),
-            "--roi-size",
+            "--crop-size",
             str(ROI),
             "--keep-original",
         ]

@@ -102,7 +102,7 @@ def test_fer2013_sample_coverage(shared_data, tmp_path):
     before = listing(root)
     every = sorted(str(p.relative_to(root)) for p in root.glob("*/*.jpg"))
     files = [every[i] for i in np.linspace(0, len(every) - 1, 200).round().astype(int)]
-    out = run_prepare(root, files, tmp_path / "fer", "--face-size", "112", "--roi-size", "48")
+    out = run_prepare(root, files, tmp_path / "fer", "--chip-size", "112", "--crop-size", "48")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["roi_coverage"] >= 0.98, summary["counts_by_status"]
     assert summary["counts_by_status"]["unreadable"] == 0

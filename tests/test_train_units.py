@@ -122,6 +122,25 @@ def test_kfold_splits_never_touch_the_test_fold(fake_prepared):
         build_splits(data, "global", recipe, fold=None)
 
 
+def test_an_older_prepared_folder_names_its_stored_sides_face_size_and_reads_alike(
+    fake_prepared,
+):
+    import json
+
+    root = fake_prepared(chip_size=40, crop_size=20)
+    params = json.loads((root / "params.json").read_text())
+    params["face_size"], params["roi_size"] = params.pop("chip_size"), params.pop("crop_size")
+    (root / "params.json").write_text(json.dumps(params))
+    data = open_prepared(root)
+    assert (data.chip_size, data.crop_size) == (40, 20)
+    assert data.preprocess == {
+        "detector": "none",
+        "padding": 0.25,
+        "chip_size": 40,
+        "crop_size": 20,
+    }
+
+
 def test_roi_arch_uses_only_rows_with_rois(fake_prepared):
     data = open_prepared(fake_prepared())
     train, val = build_splits(data, "roi", Recipe(), fold=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -94,8 +95,13 @@ def test_single_cell_plans_exactly_its_chain():
     [
         ("foo=1", "config error: unknown key 'foo'"),
         (
-            'preprocess={"face_size": "big"}',
-            "config error: preprocess.face_size: 'big' is not of type 'integer'",
+            'preprocess={"chip_size": "big"}',
+            "config error: preprocess.chip_size: 'big' is not of type 'integer'",
+        ),
+        (
+            'preprocess={"face_size": 96}',
+            "config error: preprocess.face_size is now preprocess.chip_size (the stored chip's "
+            "side; a model's input side is its recipe's face_size)",
         ),
         ('train={"defaults": {"epochz": 3}}', "config error: unknown key 'train.defaults.epochz'"),
         (
@@ -176,6 +182,26 @@ def test_an_unregistered_adapter_fails_at_planning(tmp_path):
 def test_schema_arch_names_are_the_contract_s():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     assert tuple(schema["properties"]["archs"]["items"]["enum"]) == ARCHS
+
+
+def test_one_set_of_size_bounds_for_the_config_and_the_command_lines():
+    """The stored sides and the model's input sides: each name's bounds are fer.contracts's,
+    in the schema, `fer prepare` and the recipe alike."""
+    from fer.contracts import MIN_CHIP, MIN_SIDE
+    from fer.preprocess.prepare import get_args_parser
+    from fer.train.recipe import json_schema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    stored = schema["properties"]["preprocess"]["properties"]
+    assert (stored["chip_size"]["minimum"], stored["crop_size"]["minimum"]) == (MIN_CHIP, MIN_SIDE)
+    recipe = json_schema()["properties"]
+    for key in ("face_size", "roi_size"):
+        assert MIN_SIDE in [alt.get("minimum") for alt in recipe[key].get("anyOf", [recipe[key]])]
+    prepare = {a.dest: a.type for a in get_args_parser()._actions}
+    for dest, least in (("chip_size", MIN_CHIP), ("crop_size", MIN_SIDE)):
+        with pytest.raises(argparse.ArgumentTypeError):
+            prepare[dest](str(least - 1))
+        assert prepare[dest](str(least)) == least
 
 
 def train_fold_jobs(stdout: str) -> list[dict]:

@@ -117,7 +117,7 @@ def _head_rows(state: dict, order: list[str]) -> tuple[dict, list[str]]:
 
 # how the reference prepared its inputs (reference §2): dlib's HOG detector, get_face_chip padding
 # 0.25, 224 px chips, 90 px ROI crops: fer predict prepares new inputs this way for its weights
-REFERENCE_PREPROCESS = {"detector": "dlib", "padding": 0.25, "face_size": 224, "roi_size": 90}
+REFERENCE_PREPROCESS = {"detector": "dlib", "padding": 0.25, "chip_size": 224, "crop_size": 90}
 
 
 def reference_model(arch: str, path: Path, order: list[str]):

@@ -139,8 +139,8 @@ class Predictor:
         self.settings = Settings(
             root="",
             detector=self.detector,
-            face_size=int(pre["face_size"]),
-            roi_size=int(pre["roi_size"]),
+            chip_size=int(pre["chip_size"]),
+            crop_size=int(pre["crop_size"]),
             padding=float(pre["padding"]),
             device=self.device.type if self.device.type == "cpu" else str(self.device),
             max_pixels=self.sampling.max_pixels,
@@ -240,7 +240,7 @@ class Predictor:
         def view(name: str) -> np.ndarray:  # the Global Net's views of the faces
             if name == "aligned":
                 return chips
-            size = self.settings.face_size  # as evaluation: the whole frame, stored size
+            size = self.settings.chip_size  # as evaluation: the whole frame, stored size
             return np.stack([resize_frame(batch[i].image, size) for i, _ in flat])
 
         out, z = {}, {}
@@ -250,11 +250,9 @@ class Predictor:
             out["global"] = softmax(z[g.global_input])
         if r is not None:
             arrays = {"face": chips}
+            empty = np.zeros((self.settings.crop_size,) * 2 + (3,), np.uint8)  # no ROIs: unread
             for k, name in enumerate(ROI_NAMES):
-                empty = np.zeros_like(chips[0], shape=(self.settings.roi_size,) * 2 + (3,))
-                arrays[name] = np.stack(
-                    [f.rois[k] if f.rois is not None else empty for _, f in flat]
-                )
+                arrays[name] = np.stack([empty if f.rois is None else f.rois[k] for _, f in flat])
             z_roi = roi_logits(r, arrays, rows, has_roi, self.run)
             out["roi"] = softmax(np.nan_to_num(z_roi, nan=0.0))
             out["roi"][~has_roi] = np.nan

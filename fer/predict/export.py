@@ -2,7 +2,7 @@
 
 The graph takes the aligned face chip and the three ROI crops as float32 ``N×3×S×S`` RGB in
 [0, 1] at the models' input sizes (the checkpoints' ``face_size`` / ``roi_size``; fer prepares
-chips at ``preprocess.face_size`` and resizes them with antialiased bilinear interpolation), does
+chips at ``preprocess.chip_size`` and resizes them with antialiased bilinear interpolation), does
 the checkpoints' normalisation itself (ImageNet's) and returns three logit sets: ``global``,
 ``roi`` and ``fused`` (:meth:`fer.fusion.Fusion.combine` with fusion.json's weights, baked in). A
 folder with one model exports that model alone (inputs it uses, one output). Beside the graph,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fer.atomic import write_json
-from fer.contracts import MODELS, PREPROCESS_KEYS
+from fer.contracts import MODELS, preprocess_of
 from fer.errors import FerError
 from fer.fusion import REFERENCE, Fusion
 from fer.provenance import sha256_file
@@ -57,11 +57,8 @@ class ModelSet:
                     f"training data was; it was written by fer {ck.meta.get('fer_version', '?')}: "
                     "retrain it (or re-import the authors' file) with this version"
                 )
-            missing = [
-                k
-                for k in ("detector", "padding", "face_size", "roi_size")
-                if k not in ck.meta["preprocess"]
-            ]
+            pre = preprocess_of(ck.meta["preprocess"])
+            missing = [k for k in ("detector", "padding", "chip_size", "crop_size") if k not in pre]
             if missing:
                 raise FerError(f"{ck.path}: meta 'preprocess' lacks {', '.join(missing)}")
         first, *rest = given.values()
@@ -82,8 +79,8 @@ class ModelSet:
     def preprocess(self) -> dict:
         """The preprocessing (PREPROCESS_KEYS) the checkpoints record; the pixel limit is the
         largest of theirs."""
-        metas = [ck.meta["preprocess"] for ck in self.checkpoints.values()]
-        out = {k: metas[0][k] for k in PREPROCESS_KEYS if k in metas[0]}
+        metas = [preprocess_of(ck.meta["preprocess"]) for ck in self.checkpoints.values()]
+        out = dict(metas[0])
         limits = [int(m["max_pixels"]) for m in metas if "max_pixels" in m]
         if limits:
             out["max_pixels"] = max(limits)
@@ -106,7 +103,7 @@ class ModelSet:
             fused = f"; fused {self.fusion} ({self.fusion_source})"
         return (
             f"{kinds}: {len(self.classes)} classes; detector {pre['detector']}, chips "
-            f"{pre['face_size']} px, ROIs {pre['roi_size']} px{fused}"
+            f"{pre['chip_size']} px, ROIs {pre['crop_size']} px{fused}"
         )
 
 
@@ -115,7 +112,7 @@ def _agreeing(meta: dict, what: str):
     limit)."""
     if what == "classes":
         return list(meta["classes"])
-    return {k: v for k, v in dict(meta["preprocess"]).items() if k != "max_pixels"}
+    return {k: v for k, v in preprocess_of(meta["preprocess"]).items() if k != "max_pixels"}
 
 
 def checkpoint_files(folder: Path, fold: int | None) -> dict[str, Path]:

@@ -62,9 +62,9 @@ def predictor_path(name: str = "shape_predictor_68_face_landmarks.dat") -> Path:
     return path
 
 
-def chip_rect(face_size: int, padding: float) -> tuple[int, int, int, int]:
-    """The box dlib's detector finds on an aligned chip of ``face_size`` px with ``padding``."""
-    lo, hi = ((u + padding) / (1 + 2 * padding) * face_size for u in CHIP_RECT_UNITS)
+def chip_rect(chip_size: int, padding: float) -> tuple[int, int, int, int]:
+    """The box dlib's detector finds on an aligned chip of ``chip_size`` px with ``padding``."""
+    lo, hi = ((u + padding) / (1 + 2 * padding) * chip_size for u in CHIP_RECT_UNITS)
     return round(lo), round(lo), round(hi), round(hi)
 
 
@@ -129,14 +129,14 @@ def _index(pick):
 class Aligner:
     """Loads the predictor once; :meth:`align` maps a face rectangle to an aligned chip."""
 
-    def __init__(self, face_size: int = 224, padding: float = 0.25):
+    def __init__(self, chip_size: int = 224, padding: float = 0.25):
         import dlib
 
         self._dlib = dlib
-        self.face_size, self.padding = int(face_size), float(padding)
+        self.chip_size, self.padding = int(chip_size), float(padding)
         self.predictor = dlib.shape_predictor(str(predictor_path()))
         self.predictor5 = dlib.shape_predictor(str(predictor_path(FIVE_POINT_MODEL)))
-        self._chip_rect = dlib.rectangle(*chip_rect(self.face_size, self.padding))
+        self._chip_rect = dlib.rectangle(*chip_rect(self.chip_size, self.padding))
 
     def landmarks(self, image: np.ndarray, rect, predictor=None) -> np.ndarray:
         """N×2 float landmarks of the face in ``rect`` (a dlib.rectangle); 68 by default."""
@@ -201,7 +201,7 @@ class Aligner:
         dlib = self._dlib
         parts = [dlib.point(x, y) for x, y in np.rint(points).astype(int).tolist()]
         shape = dlib.full_object_detection(box, parts)
-        return dlib.get_face_chip_details(shape, size=self.face_size, padding=self.padding)
+        return dlib.get_face_chip_details(shape, size=self.chip_size, padding=self.padding)
 
 
 def intensity(image: np.ndarray) -> tuple[np.ndarray, bool]:

@@ -26,8 +26,8 @@ class Settings:
 
     root: str
     detector: str = "mtcnn"
-    face_size: int = 224
-    roi_size: int = 90
+    chip_size: int = 224  # the stored face chip's side
+    crop_size: int = 90  # the stored ROI crops' side
     padding: float = 0.25
     device: str = "cpu"
     keep_original: bool = False
@@ -93,7 +93,7 @@ class Processor:
 
             threadpool_limits(settings.blas_threads, user_api="blas")
         self.detector = make_detector(settings.detector, settings.device, settings.min_face)
-        self.aligner = Aligner(settings.face_size, settings.padding)
+        self.aligner = Aligner(settings.chip_size, settings.padding)
 
     def faces(
         self, images: list[np.ndarray], rows: list[dict] | None = None, all_faces: bool = False
@@ -121,7 +121,7 @@ class Processor:
             out[k].append(face)
         for k, faces in enumerate(out):
             if not faces:
-                frame = resize_frame(images[k], self.settings.face_size)
+                frame = resize_frame(images[k], self.settings.chip_size)
                 faces.append(Face("no_face", frame, n_faces=detections[k].n_faces))
         return out
 
@@ -130,7 +130,7 @@ class Processor:
         if aligned.status != "ok":
             return Face(
                 aligned.status,
-                resize_frame(image, s.face_size),
+                resize_frame(image, s.chip_size),
                 None,
                 None,
                 None,
@@ -144,18 +144,18 @@ class Processor:
             aligned.image_landmarks,
             disagreement=aligned.disagreement,
         )
-        boxes = roi_boxes(aligned.landmarks, s.face_size)
+        boxes = roi_boxes(aligned.landmarks, s.chip_size)
         if boxes is None:
             face.status = "roi_empty"
             return face
-        face.rois = tuple(crop_rois(aligned.chip, boxes, s.roi_size))
+        face.rois = tuple(crop_rois(aligned.chip, boxes, s.crop_size))
         face.roi_boxes = format_boxes(boxes)
         return face
 
     def run(self, rows: list[dict]) -> Chunk:
         """Process ``rows`` (manifest dicts with at least ``path``) into a :class:`Chunk`."""
         s = self.settings
-        n, f, r = len(rows), s.face_size, s.roi_size
+        n, f, r = len(rows), s.chip_size, s.crop_size
         chunk = Chunk(
             faces=np.zeros((n, f, f, 3), np.uint8),
             rois=[np.zeros((n, r, r, 3), np.uint8) for _ in range(3)],
@@ -176,7 +176,7 @@ class Processor:
             record.update(status=face.status, n_faces=face.n_faces, disagreement=face.disagreement)
             chunk.faces[i] = face.chip
             if chunk.original is not None:
-                chunk.original[i] = resize_frame(image, s.face_size)
+                chunk.original[i] = resize_frame(image, s.chip_size)
             if face.landmarks is not None:
                 chunk.landmarks[i] = face.landmarks
             if face.rois is not None:
@@ -225,7 +225,7 @@ class Outputs:
     @classmethod
     def layout(cls, n: int, settings: Settings) -> tuple[dict, dict]:
         """The shape and dtype of every array for ``n`` rows."""
-        f, r = settings.face_size, settings.roi_size
+        f, r = settings.chip_size, settings.crop_size
         names = cls.NAMES if settings.keep_original else cls.NAMES[:-1]
         big = {"faces": (n, f, f, 3), "landmarks": (n, 68, 2), "original": (n, f, f, 3)}
         shapes = {name: big.get(name, (n, r, r, 3)) for name in names}
@@ -238,7 +238,7 @@ class Outputs:
         (bounded by its uncompressed size)."""
         shapes, kinds = cls.layout(n, settings)
         arrays = sum(int(np.prod(shapes[k])) * np.dtype(kinds[k]).itemsize for k in shapes)
-        return arrays + 400 * n + 48 * (settings.face_size + 8) ** 2 * 3
+        return arrays + 400 * n + 48 * (settings.chip_size + 8) ** 2 * 3
 
     @classmethod
     def open(cls, folder: str) -> Outputs:

@@ -70,7 +70,7 @@ def get_args_parser() -> argparse.ArgumentParser:
         "pixels (e.g. 20, facenet-pytorch's default), or a share of the short side (e.g. 0.15)"
     )
     p.add_argument("--min-face", type=parse_min_face, default="auto", help=min_face)
-    cliargs.add_sizes(p, 224, 90, "of the stored arrays in pixels")
+    cliargs.add_stored_sizes(p)
     padding = "dlib.get_face_chip padding"
     p.add_argument("--padding", type=cliargs.number(0), default=0.25, help=padding)
     workers = "processes for decode + landmarks (1 = in this process)"
@@ -82,7 +82,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=cliargs.integer(1), default=32, help=chunk)
     limit = "images of more pixels are `unreadable` (counted, with their size), not decoded"
     p.add_argument("--max-pixels", type=cliargs.integer(1), default=MAX_PIXELS, help=limit)
-    original = "also write original.npy: the whole frame resized to --face-size"
+    original = "also write original.npy: the whole frame resized to --chip-size"
     p.add_argument("--keep-original", action="store_true", help=original)
     sheet = "number of chips on contact_sheet.png"
     p.add_argument("--contact-sheet-n", type=cliargs.integer(0), default=48, help=sheet)
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         str(args.root),
         args.detector,
-        args.face_size,
-        args.roi_size,
+        args.chip_size,
+        args.crop_size,
         args.padding,
         resolve_device(args.device, args.detector),
         args.keep_original,
@@ -184,8 +184,8 @@ def gpu_device_nodes() -> bool:
 def make_params(settings: Settings, manifest_sha256: str) -> dict:
     """params.json: what decides the prepared content (a change means recompute)."""
     return {
-        "face_size": settings.face_size,
-        "roi_size": settings.roi_size,
+        "chip_size": settings.chip_size,
+        "crop_size": settings.crop_size,
         "padding": settings.padding,
         "detector": settings.detector,
         "version": __version__,

@@ -8,7 +8,7 @@ Boxes (x1, y1, x2, y2), end exclusive, in chip pixels, from 0-based iBUG-68 land
 
 The paddings are pixels of the reference's 224 chip; other face sizes scale them. Bugs fixed:
 boxes are clamped to the chip (the reference's negative starts wrapped around and gave empty
-crops), and an image gets all three crops or none. Crops are squashed to ``roi_size`` square with
+crops), and an image gets all three crops or none. Crops are squashed to ``crop_size`` square with
 PIL's bilinear filter, what the reference's ``transforms.Resize((90, 90))`` did at load time.
 """
 
@@ -20,17 +20,17 @@ from PIL import Image
 EYE_POINTS = list(range(17, 27)) + list(range(36, 48))
 NOSE_POINTS = list(range(27, 36))
 MOUTH_POINTS = list(range(48, 60))
-REFERENCE_FACE_SIZE = 224
+REFERENCE_CHIP_SIZE = 224
 MIN_SIDE = 4  # a clamped box thinner than this (chip pixels) is degenerate -> roi_empty
 
 Box = tuple[int, int, int, int]
 
 
-def reference_boxes(landmarks: np.ndarray, face_size: int = REFERENCE_FACE_SIZE) -> list[Box]:
+def reference_boxes(landmarks: np.ndarray, chip_size: int = REFERENCE_CHIP_SIZE) -> list[Box]:
     """The three unclamped boxes (eye, nose, mouth) of the reference rule, paddings scaled by
-    ``face_size / 224``. ``landmarks`` is 68×2 in chip pixels (rounded to ints, like dlib's)."""
+    ``chip_size / 224``. ``landmarks`` is 68×2 in chip pixels (rounded to ints, like dlib's)."""
     pts = np.rint(np.asarray(landmarks, dtype=np.float64)).astype(np.int64)
-    s = face_size / REFERENCE_FACE_SIZE
+    s = chip_size / REFERENCE_CHIP_SIZE
 
     def pad(v: float) -> int:
         return int(round(v * s))
@@ -63,20 +63,20 @@ def clamp_box(box: Box, size: int) -> Box | None:
     return x1, y1, x2, y2
 
 
-def roi_boxes(landmarks: np.ndarray, face_size: int) -> list[Box] | None:
+def roi_boxes(landmarks: np.ndarray, chip_size: int) -> list[Box] | None:
     """The three clamped boxes, or None if any of them is empty or degenerate (``roi_empty``)."""
     if landmarks is None or not np.all(np.isfinite(landmarks)):
         return None
-    boxes = [clamp_box(b, face_size) for b in reference_boxes(landmarks, face_size)]
+    boxes = [clamp_box(b, chip_size) for b in reference_boxes(landmarks, chip_size)]
     return None if any(b is None for b in boxes) else boxes  # type: ignore[return-value]
 
 
-def crop_rois(chip: np.ndarray, boxes: list[Box], roi_size: int) -> list[np.ndarray]:
-    """Crop ``boxes`` out of ``chip`` and squash each to ``roi_size``×``roi_size`` RGB uint8."""
+def crop_rois(chip: np.ndarray, boxes: list[Box], crop_size: int) -> list[np.ndarray]:
+    """Crop ``boxes`` out of ``chip`` and squash each to ``crop_size``×``crop_size`` RGB uint8."""
     crops = []
     for x1, y1, x2, y2 in boxes:
         patch = Image.fromarray(np.ascontiguousarray(chip[y1:y2, x1:x2]))
-        crops.append(np.asarray(patch.resize((roi_size, roi_size), Image.Resampling.BILINEAR)))
+        crops.append(np.asarray(patch.resize((crop_size, crop_size), Image.Resampling.BILINEAR)))
     return crops
 
 

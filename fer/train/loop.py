@@ -264,7 +264,7 @@ def run_job(job: TrainJob) -> RunState:
     data = open_prepared(job.prepared)
     recipe = job.recipe
     train, val = build_splits(data, job.arch, recipe, job.fold)
-    sizes = (recipe.face_size or data.face_size, recipe.roi_size or data.roi_size)
+    sizes = (recipe.face_size or data.chip_size, recipe.roi_size or data.crop_size)
     model, optimizer, scheduler = build_model(job.arch, recipe, len(data.classes), sizes, device)
     run = RunState(
         job=job,

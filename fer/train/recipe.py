@@ -125,10 +125,16 @@ class Recipe:
         "(fine-tuned: all but the class head).",
     )
     face_size: int | None = key(
-        None, "Face input side at training time (null: the prepared size).", minimum=MIN_SIDE
+        None,
+        "The models' face input side; the stored chips are resized to it (null: the stored "
+        "chip_size).",
+        minimum=MIN_SIDE,
     )
     roi_size: int | None = key(
-        None, "ROI input side at training time (null: the prepared size).", minimum=MIN_SIDE
+        None,
+        "The Global-ROI Net's ROI input side; the stored crops are resized to it (null: the "
+        "stored crop_size).",
+        minimum=MIN_SIDE,
     )
     amp: str = key(
         "bf16", "bf16 autocast (CPU AVX-512/AMX, CUDA), or none for fp32.", choices=("bf16", "none")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from fer.atomic import atomic_write, save_torch, write_json
-from fer.contracts import HISTORY_COLUMNS, PREPROCESS_KEYS
+from fer.contracts import HISTORY_COLUMNS
 from fer.models.meta import checkpoint_meta as meta_of
 from fer.provenance import git_sha, versions
 
@@ -235,7 +235,7 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         dataset=run.dataset,
         adapter=run.data.adapter or run.dataset,
         selection=r.selection,
-        preprocess={k: run.data.params[k] for k in PREPROCESS_KEYS if k in run.data.params},
+        preprocess=run.data.preprocess,
         seed=r.seed,
         global_input=r.global_input,
         fold=run.job.fold,

@@ -27,7 +27,21 @@ def _fail(message):
     sys.exit(1)
 
 
+RENAMED = {  # preprocess keys of older fer versions: the key now, and what it is
+    "face_size": ("chip_size", "the stored chip's side; a model's input side"),
+    "roi_size": (
+        "crop_size",
+        "the stored ROI crops' side; the Global-ROI Net's input side",
+    ),
+}
+
+
 def _validate(cfg):
+    for old, (new, what) in RENAMED.items():
+        if old in (cfg.get("preprocess") or {}):
+            _fail(
+                f"preprocess.{old} is now preprocess.{new} ({what} is its recipe's {old})"
+            )
     schema = yaml.safe_load(SCHEMA.read_text())
     schema["$defs"][
         "recipe"

@@ -34,8 +34,8 @@ rule prepare_faces:
         root=ds_param("root"),
         detector=ds_param("detector"),
         min_face=ds_param("min_face"),
-        face_size=config["preprocess"]["face_size"],
-        roi_size=config["preprocess"]["roi_size"],
+        chip_size=config["preprocess"]["chip_size"],
+        crop_size=config["preprocess"]["crop_size"],
         padding=config["preprocess"]["padding"],
         batch_size=config["preprocess"]["batch_size"],
         keep_original="--keep-original" if config["preprocess"]["keep_original"] else "",
@@ -43,6 +43,6 @@ rule prepare_faces:
         out=prepared_dir,
     shell:
         "fer --log {log} prepare --manifest {input.manifest} --root {params.root:q} --out {params.out}"
-        " --detector {params.detector} --min-face {params.min_face} --face-size {params.face_size}"
-        " --roi-size {params.roi_size} --padding {params.padding}"
+        " --detector {params.detector} --min-face {params.min_face} --chip-size {params.chip_size}"
+        " --crop-size {params.crop_size} --padding {params.padding}"
         " --batch-size {params.batch_size} --max-pixels {params.max_pixels} --workers {threads} {params.keep_original}"
