@@ -248,7 +248,7 @@ def _tiny_checkpoint(tmp_path) -> Path:
     return out
 
 
-WRITERS = ("demo", "manifest", "train", "evaluate", "report")
+WRITERS = ("demo", "manifest", "train", "infer", "evaluate", "report")
 
 
 @pytest.mark.parametrize("writer", WRITERS)
@@ -281,23 +281,16 @@ def test_every_writer_on_a_full_disk_names_the_file_and_leaves_nothing(writer, f
             json.dumps(QUICK),
             "--no-progress",
         ]
-    elif writer == "evaluate":
-        target = disk / "result.json"
-        argv = [
-            "evaluate",
-            "--dataset",
-            "d",
-            "--target",
-            "d",
-            "--arch",
-            "global",
-            "--prepared",
-            prepared,
-            "--global-ckpt",
-            _tiny_checkpoint(tmp_path),
-            "--out",
-            target,
-        ]
+    elif writer in ("infer", "evaluate"):
+        infer = ["infer", "--dataset", "d", "--target", "d", "--prepared", prepared]
+        infer += ["--global-ckpt", _tiny_checkpoint(tmp_path), "--out"]
+        target = disk / "record.npz"
+        argv = [*infer, target]
+        if writer == "evaluate":  # from a record on another disk, into the full one
+            assert fer(*infer, tmp_path / "record.npz").returncode == 0
+            target = disk / "result.json"
+            argv = ["evaluate", "--dataset", "d", "--target", "d", "--arch", "global"]
+            argv += ["--predictions", tmp_path / "record.npz", "--out", target]
     else:
         target = disk / "all.html"
         argv = ["report", "--results", tmp_path / "results/x/x_roi.json", "--out", target]
@@ -385,22 +378,15 @@ def test_a_broken_prepared_folder_is_one_line_naming_the_file(kind, tmp_path):
             "argument --padding: expected a number >= 0",
         ),
         (
-            [
-                "evaluate",
-                "--dataset",
-                "a",
-                "--target",
-                "b",
-                "--arch",
-                "global",
-                "--prepared",
-                "p",
-                "--out",
-                "o",
-                "--batch-size",
-                "0",
-            ],
+            ["infer", "--dataset", "a", "--target", "b", "--prepared", "p", "--out", "o.npz"]
+            + ["--batch-size", "0"],
             "argument --batch-size: expected an integer >= 1",
+        ),
+        (
+            ["evaluate", "--dataset", "a", "--target", "b", "--arch", "fused"]
+            + ["--predictions", "r.npz", "--out", "o", "--fusion-weights", "roi=2,global=0"],
+            "argument --fusion-weights: fusion weights roi=2.0, global=0.0: expected each in "
+            "[0, 1], not both 0",
         ),
         (
             ["manifest", "--dataset", "a", "--root", "r", "--out", "o", "--kfold", "1"],
