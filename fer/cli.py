@@ -9,8 +9,10 @@ fer's one-line error, does too. The workflow runs every job this way.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
+import signal
 import sys
 import traceback
 from contextlib import contextmanager
@@ -63,14 +65,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's cancel or preemption), raised in the main thread like Ctrl-C's
+    KeyboardInterrupt so that every ``with`` and ``finally`` cleans up on the way out."""
+
+
+_MAIN_PID = os.getpid()
+
+
+def _terminate(signum, frame):
+    if os.getpid() != _MAIN_PID:  # a forked worker: die as SIGTERM means, the parent reports
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    raise Terminated()
+
+
+def quiet_worker() -> None:
+    """For a worker process (a pool initializer): Ctrl-C reaches the whole process group, and
+    only the parent reports it; SIGTERM ends the worker at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _unwind(exc: BaseException) -> None:
+    """Let go of the interrupted frames now, so that what they hold (a progress bar, a staged
+    file) is closed before the last line is printed, not after it."""
+    traceback.clear_frames(exc.__traceback__)
+    gc.collect()
+
+
 def run_verb(verb: str, argv: list[str]) -> int:
-    """Run one verb; a :class:`FerError` becomes ``error: <message>`` on stderr and exit 2."""
-    module = importlib.import_module(VERBS[verb][0])
+    """Run one verb; a :class:`FerError` becomes ``error: <message>`` on stderr and exit 2.
+
+    Every failure ends cleanly (docs/safety.md, rule 5): Ctrl-C prints ``interrupted`` and exits
+    130, SIGTERM ``terminated`` and 143 (128 + the signal, as a shell reports them), a closed
+    output pipe (``fer predict ... | head``) ends quietly; half-written files are removed by the
+    writers' own cleanup (:mod:`fer.atomic`) on the way out."""
+    global _MAIN_PID
+    _MAIN_PID = os.getpid()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        module = importlib.import_module(VERBS[verb][0])
         return int(module.main(argv) or 0)
     except FerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        _unwind(exc)
+        print(f"fer {verb}: interrupted", file=sys.stderr)
+        return 130
+    except Terminated as exc:
+        _unwind(exc)
+        print(f"fer {verb}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # no second error when stdout is flushed
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -116,9 +170,6 @@ def run_logged(log: Path, verb: str, argv: list[str]) -> int:
                 rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
                 if isinstance(exc.code, str):
                     print(exc.code, file=sys.stderr)
-            except KeyboardInterrupt:
-                print("interrupted", file=sys.stderr)
-                rc = 130
             except Exception:  # a bug: the traceback goes to the log, its last line out
                 traceback.print_exc()
                 rc = 1

@@ -27,8 +27,11 @@ VAL_FRACTION_MAX = 0.5  # the most of train a validation carve may take (manifes
 # ---- prepared data: resources/{dataset}/prepared/, by `fer prepare`, read by fer.prepared
 ROI_NAMES = ("eye", "nose", "mouth")
 # ok: face and all three ROIs; no_face: the resized frame, no ROIs; landmarks_failed, roi_empty:
-# a face but no usable ROI boxes; unreadable: not decoded (zeros; excluded, counted).
-STATUSES = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable")
+# a face but no usable ROI boxes; unreadable: not decoded; rejected: refused by a rule of
+# docs/safety.md (too small, elongated or constant, a path outside its root) — both zeros,
+# excluded from training and scoring, counted with their reasons.
+STATUSES = ("ok", "no_face", "landmarks_failed", "roi_empty", "unreadable", "rejected")
+EXCLUDED = ("unreadable", "rejected")
 PREPARE_COLUMNS = ("status", "has_roi", "n_faces", "roi_boxes")  # added to the manifest's
 INDEX_COLUMNS = (*MANIFEST_COLUMNS, *PREPARE_COLUMNS)
 INDEX_REQUIRED = ("path", "label", "label_name", "split", "group", "fold", "status", "has_roi")

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fer.contracts import ARRAYS, INDEX_REQUIRED, OPTIONAL_ARRAYS, ROI_NAMES, preprocess_of
+from fer.contracts import (
+    ARRAYS,
+    EXCLUDED,
+    INDEX_REQUIRED,
+    OPTIONAL_ARRAYS,
+    ROI_NAMES,
+    preprocess_of,
+)
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.provenance import sha256_file
@@ -96,13 +103,13 @@ class PreparedData:
         return out
 
     def rows(self, split: str | None = None, fold: int | None = None, with_roi=None):
-        """Row numbers (np.int64) of the usable (readable) images matching the filters.
+        """Row numbers (np.int64) of the usable images (not :data:`EXCLUDED`) matching the filters.
 
         ``fold`` selects the rows of that fold; ``split="train"`` together with ``fold`` means
         every usable row *not* in the fold. ``with_roi=True`` keeps rows with all three ROIs.
         """
         idx = self.index
-        keep = np.array(idx["status"] != "unreadable", dtype=bool)
+        keep = ~idx["status"].isin(EXCLUDED).to_numpy()
         if fold is not None:
             in_fold = (idx["fold"].astype(int) == int(fold)).to_numpy()
             keep &= ~in_fold if split == "train" else in_fold

@@ -25,27 +25,11 @@ from fer.labels import SEVEN
 from fer.predict import Predictor
 from fer.predict.core import columns, softmax
 from fer.predict.models import load_models, write_fusion
+from tests.fakes import PRE, make_pair
 
 pytest.importorskip("dlib")
 av = pytest.importorskip("av")
 skdata = pytest.importorskip("skimage.data")
-
-PRE = {"detector": "mtcnn", "padding": 0.25, "chip_size": 112, "crop_size": 48, "max_pixels": 10**8}
-
-
-def make_pair(folder: Path, pre: dict = PRE, classes=SEVEN, seed: int = 0, **meta) -> Path:
-    """global.pt + roi.pt (input 48 / 24 px) recording ``pre`` as their preprocessing."""
-    from fer.models import create_model, save_checkpoint
-
-    torch.manual_seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for kind in ("global", "roi"):
-        model = create_model(kind, len(classes), 48, 24)
-        with torch.no_grad():  # a head that does not answer the same class for every face
-            model.fc.weight.mul_(40.0)
-        info = {"classes": list(classes), "global_input": "aligned", "preprocess": pre}
-        save_checkpoint(folder / f"{kind}.pt", model, info | meta)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +205,8 @@ def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, 
         == 0
     )
     err = capsys.readouterr().err
-    assert "6 rows from 6 frames of 4 inputs (ok 5, no_roi 0, no_face 0, unreadable 1)" in err
+    tally = "(ok 5, no_roi 0, no_face 0, unreadable 1, rejected 0)"
+    assert f"6 rows from 6 frames of 4 inputs {tally}" in err
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.frame) == [0, 0, 0, 4, 8, 0] and len(table.columns) == 12 + 3 * 8
     for suffix in (".jsonl", ".parquet"):

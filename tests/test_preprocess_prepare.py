@@ -65,7 +65,10 @@ def raw(tmp_path_factory) -> Path:
     canvas.save(root / "two.png")
     noise = np.random.default_rng(0).normal(128, 3, (200, 200)).clip(0, 255).astype(np.uint8)
     Image.fromarray(noise).save(root / "blank.png")
-    Image.new("L", (48, 48), 128).save(root / "flat.png")  # for `none`/`given`: no landmarks
+    Image.new("L", (48, 48), 128).save(root / "flat.png")  # constant: rejected
+    plain = np.full((48, 48), 128, np.uint8)
+    plain[0, 0] = 129  # featureless but not constant: for `none`/`given`, no landmarks
+    Image.fromarray(plain).save(root / "plain.png")
     Image.fromarray(astro).save(root / "trunc.jpg", quality=90)
     data = (root / "trunc.jpg").read_bytes()
     (root / "trunc.jpg").write_bytes(data[: len(data) // 3])
@@ -153,6 +156,7 @@ def test_summary_counts(prepared):
         "landmarks_failed": 0,
         "roi_empty": 0,
         "unreadable": 2,
+        "rejected": 0,
     }
     total = sum(sum(v.values()) for v in summary["counts_by_status_class"].values())
     assert total == len(EXPECTED)
@@ -172,7 +176,7 @@ def test_raw_data_untouched_and_rerun_is_a_no_op(prepared, raw, capsys):
 
 
 def test_pool_matches_single_process_and_given_boxes(raw, tmp_path):
-    files = ["face.png", "grey.png", "rgba.png", "flat.png", "notes.png"]
+    files = ["face.png", "grey.png", "rgba.png", "plain.png", "flat.png", "notes.png"]
     manifest = write_manifest(tmp_path / "m", files)
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     table.loc[table["path"] == "face.png", "box"] = "175,76,90,90"  # dlib's astronaut box
@@ -204,9 +208,10 @@ def test_pool_matches_single_process_and_given_boxes(raw, tmp_path):
         outs.append(out)
     a, b = (pd.read_csv(o / "index.csv", keep_default_na=False) for o in outs)
     pd.testing.assert_frame_equal(a, b)
-    assert a["status"].tolist() == ["ok", "ok", "ok", "landmarks_failed", "unreadable"]
+    statuses = ["ok", "ok", "ok", "landmarks_failed", "rejected", "unreadable"]
+    assert a["status"].tolist() == statuses  # flat.png is constant: refused, never a model input
     original = np.load(outs[0] / "original.npy")
-    assert original.shape == (5, FACE, FACE, 3) and (original[3] == 128).all()  # flat.png
+    assert original.shape == (6, FACE, FACE, 3) and (original[4] == 0).all()
     assert original[4].max() == 0 and original[0].std() > 10  # unreadable -> zeros
     for name in ("faces", "eye", "landmarks", "original"):
         assert np.array_equal(

@@ -20,19 +20,79 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fer.errors import FerError
+from fer.paths import OUTSIDE_ROOT, OutsideRoot, confined, file_problem
 
 CSV_PREFIX = "csv:"
 # The most pixels an image may have (100 MP: 300 MB decoded); larger ones are `unreadable`.
 MAX_PIXELS = 100_000_000
+# The picture rules (docs/safety.md, rule 3), the one place they are decided: a picture whose
+# shorter side is under MIN_PICTURE_SIDE pixels (a 16-px picture is already a thumbnail of a
+# face; below it a chip is interpolation), whose sides differ more than MAX_ASPECT times (a
+# strip, not a photo) or whose pixels are all one colour (no face to see) is `rejected`: decoded
+# but never given to a model, counted with its reason.
+MIN_PICTURE_SIDE = 16
+MAX_ASPECT = 5.0
+REJECTIONS = ("too_small", "extreme_aspect", "constant", "outside_root")  # reason codes
 
 
 class UnreadableImage(FerError):
-    """An image file that exists in the manifest but cannot be decoded (``reason`` says why)."""
+    """An image file that exists in the manifest but cannot be decoded (``reason`` says why);
+    its row's status is :attr:`status`."""
+
+    status = "unreadable"
 
     def __init__(self, path: str | Path, reason: str):
-        super().__init__(f"{path}: unreadable image ({reason})")
+        super().__init__(f"{path}: {self.status} image ({reason})")
         self.path = str(path)
         self.reason = reason
+
+
+class RejectedImage(UnreadableImage):
+    """A picture refused by the picture rules or the path rules: status ``rejected``, the
+    ``reason`` starting with its code (:data:`REJECTIONS`), e.g. ``too_small: 1x1 px ...``."""
+
+    status = "rejected"
+
+    @property
+    def code(self) -> str:
+        return self.reason.split(":", 1)[0]
+
+
+def shape_problem(width: int, height: int) -> str | None:
+    """The picture rule a ``width`` × ``height`` picture breaks (its reason), or None."""
+    if min(width, height) < MIN_PICTURE_SIDE:
+        return (
+            f"too_small: {width}x{height} px; a picture needs both sides >= {MIN_PICTURE_SIDE} px"
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        return (
+            f"extreme_aspect: {width}x{height} px; the longer side may be at most "
+            f"{MAX_ASPECT:g} times the shorter"
+        )
+    return None
+
+
+def picture_problem(image: np.ndarray) -> str | None:
+    """The picture rule a decoded H×W(×C) picture breaks (its reason, led by its code), or
+    None: too small, too elongated, or constant (every pixel one colour)."""
+    if image.ndim < 2:
+        return f"too_small: an array of shape {image.shape}, not a picture"
+    problem = shape_problem(int(image.shape[1]), int(image.shape[0]))
+    if problem is None:
+        pixels = image.reshape(image.shape[0] * image.shape[1], -1)
+        if (pixels.min(axis=0) == pixels.max(axis=0)).all():
+            colour = pixels[0].tolist()
+            colour = colour[0] if len(set(colour)) == 1 else tuple(colour)
+            problem = f"constant: every pixel is {colour}; no face to see"
+    return problem
+
+
+def check_picture(image: np.ndarray, path: str | Path) -> np.ndarray:
+    """``image`` if it passes :func:`picture_problem`; else :class:`RejectedImage`."""
+    problem = picture_problem(image)
+    if problem:
+        raise RejectedImage(path, problem)
+    return image
 
 
 def load_image(root: str | Path, rel_path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -40,13 +100,17 @@ def load_image(root: str | Path, rel_path: str, max_pixels: int = MAX_PIXELS) ->
 
     Raises :class:`UnreadableImage` (a :class:`FerError`) for missing, unreadable, truncated or
     non-image files and for images of more than ``max_pixels`` pixels (read from the header,
-    before anything is decoded), naming the file and the reason.
+    before anything is decoded), naming the file and the reason; :class:`RejectedImage` for a
+    path that leaves ``root`` (``outside_root``, :func:`fer.paths.confined`) and a picture the
+    picture rules refuse (:func:`picture_problem`; its shape read from the header first). An
+    empty ``root`` reads ``rel_path`` as given (a path the user typed).
     """
     if rel_path.startswith(CSV_PREFIX):
-        return _load_csv_pixels(Path(root), rel_path)
-    path = Path(root) / rel_path
-    if not path.is_file():
-        raise UnreadableImage(path, "file not found")
+        return check_picture(_load_csv_pixels(Path(root), rel_path), rel_path)
+    path = _confined(root, rel_path)
+    problem = file_problem(path)
+    if problem:
+        raise UnreadableImage(path, problem)
     Image.MAX_IMAGE_PIXELS = None  # ours below replaces PIL's check, naming the size and limit
     try:
         with warnings.catch_warnings():
@@ -55,8 +119,11 @@ def load_image(root: str | Path, rel_path: str, max_pixels: int = MAX_PIXELS) ->
                 width, height = im.size
                 if width * height > max_pixels:
                     raise UnreadableImage(path, _too_big(width, height, max_pixels))
+                problem = shape_problem(width, height)
+                if problem:
+                    raise RejectedImage(path, problem)
                 im.load()
-                return to_rgb_array(im)
+                return check_picture(to_rgb_array(im), path)
     except UnidentifiedImageError:
         raise UnreadableImage(path, "not an image file PIL can identify") from None
     except Image.DecompressionBombError as exc:  # PIL's check fired first (e.g. on a frame)
@@ -69,6 +136,17 @@ def load_image(root: str | Path, rel_path: str, max_pixels: int = MAX_PIXELS) ->
         raise UnreadableImage(path, f"corrupt or truncated: {exc}") from None
     except (ValueError, SyntaxError) as exc:  # corrupt data
         raise UnreadableImage(path, f"corrupt or truncated: {exc}") from None
+
+
+def _confined(root: str | Path, rel_path: str) -> Path:
+    """``root / rel_path``, or :class:`RejectedImage` (outside_root) when it leaves ``root``."""
+    if not str(root):
+        return Path(rel_path)
+    try:
+        return confined(rel_path, root)
+    except OutsideRoot:
+        reason = f"{OUTSIDE_ROOT}: the path leaves the data root {root}; not read"
+        raise RejectedImage(Path(root) / rel_path, reason) from None
 
 
 def _too_big(width: int, height: int, limit: int) -> str:
@@ -112,7 +190,7 @@ def _load_csv_pixels(root: Path, rel_path: str) -> np.ndarray:
     csv_rel, sep, row_text = spec.rpartition("#")
     if not sep or not row_text.isdigit():
         raise UnreadableImage(rel_path, "expected csv:<csv relative path>#<0-based data row>")
-    pixels = _csv_pixel_column(str(root / csv_rel))
+    pixels = _csv_pixel_column(str(_confined(root, csv_rel)))
     row = int(row_text)
     if row >= len(pixels):
         raise UnreadableImage(rel_path, f"row {row} beyond the csv's {len(pixels)} data rows")
@@ -134,8 +212,9 @@ def _csv_pixel_column(csv_path: str) -> list[str]:
     """The ``pixels`` column of a csv, parsed once per process."""
     import pandas as pd
 
-    if not Path(csv_path).is_file():
-        raise UnreadableImage(csv_path, "csv file not found")
+    problem = file_problem(csv_path)
+    if problem:
+        raise UnreadableImage(csv_path, f"the csv file: {problem}")
     try:
         frame = pd.read_csv(csv_path, usecols=["pixels"], dtype=str, keep_default_na=False)
     except ValueError as exc:

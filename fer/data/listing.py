@@ -53,13 +53,28 @@ def folder_label(name: str) -> str:
         return ""
 
 
-def scan(folder: str | os.PathLike) -> list[os.DirEntry]:
-    """The entries of ``folder``, sorted by name; an unreadable folder is a :class:`FerError`."""
+def scan(folder: str | os.PathLike, skipped: Counter | None = None) -> list[os.DirEntry]:
+    """The entries of ``folder``, sorted by name; an unreadable folder is a :class:`FerError`.
+
+    A symlink that loops or points nowhere is left out (counted in ``skipped`` as
+    ``broken_link`` when a counter is given): it is neither a file nor a folder to list."""
     try:
         with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
+            entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         raise FerError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
+    kept = [e for e in entries if _resolvable(e)]
+    if skipped is not None and len(kept) < len(entries):
+        skipped["broken_link"] += len(entries) - len(kept)
+    return kept
+
+
+def _resolvable(entry: os.DirEntry) -> bool:
+    """Whether ``entry`` is a file or folder (after its symlink, if any)."""
+    try:
+        return not entry.is_symlink() or os.path.exists(entry.path)
+    except OSError:
+        return False
 
 
 def list_class_folders(
@@ -79,10 +94,10 @@ def list_class_folders(
     Errors (:class:`FerError`): an unreadable folder, an empty or unknown class folder, no class
     folder at all, two folders spelling one class (``happy`` and ``happiness``). Counted in
     ``skipped``, never silent: files beside the class folders (``stray_file``), files that are not
-    images (``not_an_image``) and everything inside a folder within a class folder
-    (``in_nested_folder``).
+    images (``not_an_image``), everything inside a folder within a class folder
+    (``in_nested_folder``) and symlinks that loop or point nowhere (``broken_link``).
     """
-    entries = scan(folder)
+    entries = scan(folder, skipped)
     class_dirs = [e for e in entries if e.is_dir()]
     if not class_dirs:
         raise FerError(f"{folder}: expected one sub-folder per class, found none")
@@ -102,7 +117,7 @@ def list_class_folders(
 
 
 def _class_rows(root, entry, label, split, skipped, group_of) -> list[Row]:
-    inside = scan(entry.path)
+    inside = scan(entry.path, skipped)
     for nested in (e for e in inside if e.is_dir()):
         skipped["in_nested_folder"] += sum(len(files) for _, _, files in os.walk(nested.path))
     names = [e.name for e in inside if not e.is_dir()]

@@ -23,6 +23,7 @@ from fer.data import AdapterResult, Row, check_root, get_adapter, list_datasets
 from fer.data.splits import carve_val, kfold
 from fer.errors import FerError, parse_json_object
 from fer.labels import CANONICAL
+from fer.paths import writable_out
 
 
 def assign_splits(rows: list[Row], val_fraction: float, k: int | None, seed: int) -> list[int]:
@@ -181,6 +182,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fer manifest``: write the manifest and summary, print the count table."""
     args = get_args_parser().parse_args(argv)
+    writable_out(args.out, raw_roots=[args.root])
+    writable_out(args.out.with_name(MANIFEST_SUMMARY), raw_roots=[args.root])
     table, summary = build_manifest(
         args.dataset,
         args.root,

@@ -13,6 +13,7 @@ from fer.contracts import ARCHS
 from fer.evaluate.jobs import EvaluateJob
 from fer.fusion import REFERENCE
 from fer.labels import PROTOCOLS
+from fer.paths import writable_out
 from fer.progress import say
 
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         config_hash=args.config_hash,
     )
+    writable_out(args.out, inputs=[*args.predictions, *args.validation])
     result = evaluate(job)
     write_json(args.out, result, indent=1, default=str)
     acc = result["accuracy"]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.contracts import EXCLUDED
 from fer.errors import FerError
 from fer.evaluate.jobs import InferJob
 from fer.evaluate.records import RECORD_VERSION, Predictions
@@ -53,7 +54,7 @@ class Task:
 
     fold: int | None
     rows: np.ndarray
-    n_unreadable: int
+    excluded: dict[str, int]  # rows of the selection left out, by status (unreadable, rejected)
     global_ck: Checkpoint | None = None
     roi_ck: Checkpoint | None = None
 
@@ -70,18 +71,20 @@ def model_classes(cks: list[Checkpoint]) -> list[str]:
     return list(first.meta["classes"])
 
 
-def _selection(data: PreparedData, fold: int | None, within: bool) -> tuple[np.ndarray, int]:
-    """Usable rows of a fold / the test split / everything, and how many unreadable were cut."""
+def _selection(data: PreparedData, fold: int | None, within: bool):
+    """Usable rows of a fold / the test split / everything, and how many of each excluded
+    status (unreadable, rejected) were left out."""
     idx = data.index
     if fold is not None:
-        n_all = int((idx["fold"].astype(int) == fold).sum())
+        chosen = (idx["fold"].astype(int) == fold).to_numpy()
         rows = data.rows(fold=fold)
     elif within:
-        n_all = int((idx["split"] == "test").sum())
+        chosen = (idx["split"] == "test").to_numpy()
         rows = data.rows(split="test")
     else:
-        n_all, rows = len(idx), data.rows()
-    return rows, n_all - len(rows)
+        chosen, rows = np.ones(len(idx), bool), data.rows()
+    statuses = idx["status"].to_numpy()[chosen]
+    return rows, {s: int((statuses == s).sum()) for s in EXCLUDED}
 
 
 def plan_tasks(data: PreparedData, g: list[Checkpoint], r: list[Checkpoint], within: bool):
@@ -157,7 +160,8 @@ def task_logits(task: Task, data: PreparedData, lmap: dict, run: Inference):
     arrays = {"row": rows, "y": y[keep], "has_roi": has_roi}
     info = {
         "fold": task.fold,
-        "n_unreadable": int(task.n_unreadable),
+        "n_unreadable": task.excluded["unreadable"],
+        "n_rejected": task.excluded["rejected"],
         "dropped": names[~keep].tolist(),
         "resize": {},
         "checkpoints": {},
@@ -211,7 +215,8 @@ def validation_tasks(data: PreparedData, tasks: list[Task]) -> tuple[list[Task],
                 int(recipe.get("seed", 0)),
             )
             held_out = val if held_out is None else np.intersect1d(held_out, val)
-        out.append(Task(task.fold, held_out, 0, task.global_ck, task.roi_ck))
+        none = dict.fromkeys(EXCLUDED, 0)
+        out.append(Task(task.fold, held_out, none, task.global_ck, task.roi_ck))
     return out, None
 
 

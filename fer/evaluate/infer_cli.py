@@ -11,6 +11,7 @@ from fer import cliargs
 from fer.errors import FerError
 from fer.evaluate.cli import add_cell_args
 from fer.evaluate.jobs import InferJob
+from fer.paths import writable_out
 from fer.progress import say
 
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         False if args.no_progress else None,
     )
+    writable_out(args.out, inputs=[*args.global_ckpt, *args.roi_ckpt], raw_roots=[args.prepared])
     record = infer(job)
     record.save(args.out)
     note = f" ({record.meta['reason']})" if record.meta["reason"] else ""

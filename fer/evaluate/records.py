@@ -46,7 +46,9 @@ META_KEYS = (
     "protocol",  # class-scoring protocol
     "label_map",  # fer.evaluate.scoring.label_map(): scored classes, drops, model columns
     "seed",  # training seed of the checkpoints (the replicate), or None
-    "tasks",  # [{fold, n_unreadable, dropped, resize, checkpoints: {kind: {path, meta}}}]
+    # [{fold, n_unreadable, n_rejected (absent in older records: 0), dropped, resize,
+    #   checkpoints: {kind: {path, meta}}}]
+    "tasks",
     "target_adapter",  # adapter of the prepared target, or None
     "synthetic",  # the prepared target is synthetic (the demo)
     "prepared",  # the prepared folder scored

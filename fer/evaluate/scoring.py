@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.contracts import EXCLUDED
 from fer.errors import FerError
 from fer.evaluate import metrics
 from fer.evaluate.compare import paired_table, validated_fusion
@@ -54,11 +55,13 @@ def arch_mask(arch: str, has_roi: np.ndarray) -> np.ndarray:
 
 
 def excluded_counts(record: Predictions) -> dict[str, int]:
-    """``{reason: n}``: unreadable images and, per class, labels the model is not scored on."""
+    """``{reason: n}``: unreadable and rejected images and, per class, labels the model is not
+    scored on."""
     out: Counter = Counter()
     for task in record.meta["tasks"]:
-        if task["n_unreadable"]:
-            out["unreadable"] += int(task["n_unreadable"])
+        for status in EXCLUDED:  # records before the picture rules hold no n_rejected
+            if task.get(f"n_{status}"):
+                out[status] += int(task[f"n_{status}"])
         out.update(f"label_not_scored:{name}" for name in task["dropped"])
     return dict(sorted(out.items()))
 

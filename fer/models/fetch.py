@@ -17,6 +17,7 @@ from fer.atomic import atomic_write
 from fer.errors import FerError
 from fer.imagenet import FILE, URL
 from fer.models.weights import load_resnet18_state
+from fer.paths import file_problem
 from fer.provenance import sha256_file
 
 
@@ -36,8 +37,9 @@ def fetch(source: Path | None = None) -> Path:
     target = imagenet.cache_path()
     if source is not None:
         source = Path(source).expanduser()
-        if not source.is_file():
-            raise FerError(f"{source}: not found (expected {FILE}, from {URL})")
+        problem = file_problem(source)
+        if problem:
+            raise FerError(f"{source}: {problem} (expected {FILE}, from {URL})")
         check_file(source)
         with open(source, "rb") as data, atomic_write(target, "wb") as copy:
             shutil.copyfileobj(data, copy)

@@ -10,6 +10,7 @@ run gets ``-2``, ``-3``… before its suffix.
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from fer.atomic import StagedFile, atomic_write
 from fer.errors import FerError
+from fer.paths import real
 
 COLOURS = {"ok": (40, 220, 90), "no_roi": (255, 190, 0)}
 
@@ -59,13 +61,21 @@ class Annotator:
         self._taken: set[Path] = set()
         self._video = None  # (source, VideoOut)
 
-    def _name(self, name: str, suffix: str) -> Path:
+    def _name(self, name: str, suffix: str, source: str) -> Path:
         rel = Path(*(p for p in Path(name or "picture").parts if p not in ("..", ".", "/")))
         base, n = self.folder / rel.with_suffix(suffix), 1
         out = base
         while out in self._taken:
             n += 1
             out = base.with_name(f"{base.stem}-{n}{suffix}")
+        from_file = os.path.exists(source)  # not an array
+        if from_file and real(out) == real(source):  # a list on stdin naming files in DIR
+            raise FerError(f"--annotate {self.folder}: {out} is the input itself; not overwritten")
+        if from_file and real(out).parent == real(source).parent:  # over its neighbours
+            raise FerError(
+                f"--annotate {self.folder}: {out} would land beside its input {source}, among "
+                "the inputs; annotate into another folder"
+            )
         self._taken.add(out)
         return out
 
@@ -77,14 +87,15 @@ class Annotator:
         picture = draw(frame.image, result, self.arch)
         if not frame.is_video:
             self.close_video()
-            out = self._name(frame.name, ".png")
+            out = self._name(frame.name, ".png", frame.source)
             with atomic_write(out, "wb") as fh:
                 Image.fromarray(picture).save(fh, format="PNG")
             self.written.append(out)
             return
         if self._video is None or self._video[0] != frame.source:
             self.close_video()
-            self._video = (frame.source, VideoOut(self._name(frame.name, ".mp4"), frame.fps))
+            out = self._name(frame.name, ".mp4", frame.source)
+            self._video = (frame.source, VideoOut(out, frame.fps))
         self._video[1].add(picture)
 
     def close_video(self) -> None:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 from fer import cliargs
 from fer.errors import FerError
+from fer.paths import real, writable_out
 from fer.predict.sources import Sampling
 from fer.preprocess.detect import DETECTORS
 
 EPILOG = """Statuses: ok (a face and its ROIs: every arch), no_roi (a face without usable
 ROIs: global, and fused = global), no_face (no face found: global on the whole frame, as
-evaluation scores such pictures), unreadable (the reason says why). Columns: {columns}, then
-per arch ARCH_label and ARCH_p_CLASS.
+evaluation scores such pictures), unreadable (the reason says why), rejected (too small, too
+elongated or constant: docs/safety.md). Columns: {columns}, then per arch ARCH_label and
+ARCH_p_CLASS.
 
 Examples:
   fer predict photo.jpg clips/ --models models/rafdb --out faces.csv
@@ -66,10 +68,35 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """``--out`` and ``--annotate`` never inside an input folder, never over an input or a
+    model file (docs/safety.md, rule 2); a list on stdin is checked file by file as it is
+    annotated (:class:`~fer.predict.annotate.Annotator`)."""
+    given = [Path(p) for p in args.paths if p != "-"]
+    folders = [p for p in given if p.is_dir()]
+    files = [p for p in given if not p.is_dir()]
+    models = [p for p in (args.global_ckpt, args.roi_ckpt) if p]
+    if args.models is not None:
+        models += [p for p in Path(args.models).glob("*") if p.suffix in (".pt", ".json")]
+    if args.out is not None:
+        writable_out(args.out, inputs=[*files, *models], raw_roots=folders)
+    if args.annotate is not None:  # DIR/<file name>, DIR/<folder name>/<path under it>
+        writable_out(
+            args.annotate, inputs=[*files, *models], raw_roots=folders, what="--annotate",
+            whole=False,
+        )  # fmt: skip
+        for source in given:
+            if real(args.annotate) == real(source).parent:
+                raise FerError(
+                    f"--annotate {args.annotate}: the folder holding the input {source}; its "
+                    "annotated copies would overwrite it — annotate into another folder"
+                )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer predict``; returns the exit status."""
     from fer.predict.annotate import Annotator
-    from fer.predict.core import Predictor
+    from fer.predict.core import STATUSES, Predictor
     from fer.predict.models import load_models
     from fer.predict.table import TableWriter, table_format
 
@@ -77,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.models is None and not (args.global_ckpt or args.roi_ckpt):
         raise FerError("give --models DIR (or --global-ckpt / --roi-ckpt)")
     table_format(args.out)  # a bad --out stops before any model loads
+    check_outputs(args)
     if args.threads:
         import torch
 
@@ -116,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             annotator.discard()
         raise
     seconds, t = time.perf_counter() - start, predictor.timing
-    tally = ", ".join(f"{k} {counts[k]}" for k in ("ok", "no_roi", "no_face", "unreadable"))
+    tally = ", ".join(f"{k} {counts[k]}" for k in STATUSES)
     where = f" → {args.out}" if args.out else ""
     print(
         f"{table.rows} rows from {t.frames} frames of {len(sources)} inputs ({tally}) in "

@@ -16,7 +16,9 @@ the predicted ``{arch}_label`` and a probability per class, ``{arch}_p_{class}``
   chip, ``roi`` empty, ``fused`` = ``global``, as evaluation scores such images;
 * ``no_face``: no face found: ``global`` (and ``fused``) on the whole frame resized, as evaluation
   scores such images; filter on ``status`` to drop them;
-* ``unreadable``: not decoded (``reason`` says why): no prediction.
+* ``unreadable``: not decoded (``reason`` says why): no prediction;
+* ``rejected``: decoded but refused by the picture rules (docs/safety.md: too small, too
+  elongated, constant; ``reason`` says which): no prediction.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from fer.predict.models import ModelSet, load_models
 from fer.predict.sources import Frame, Sampling, frames
 
 STATUS = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
+STATUSES = ("ok", "no_roi", "no_face", "unreadable", "rejected")  # a row's, in this order
 FACE_COLUMNS = ("file", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "n_faces")
 FIXED_COLUMNS = (*FACE_COLUMNS, "status", "reason")  # then per arch: label and probabilities
 
@@ -222,7 +225,8 @@ class Predictor:
             out[i].rows.append(row)
         for result in out:
             if result.frame.image is None:
-                result.rows.append(self._empty_row(result.frame, "unreadable", result.frame.reason))
+                frame = result.frame
+                result.rows.append(self._empty_row(frame, frame.status, frame.reason))
         return out
 
     def _infer(self, batch: list[Frame], flat: list) -> dict[str, np.ndarray]:

@@ -25,7 +25,8 @@ from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError
 from fer.models.transforms import Normalisation
-from fer.predict.models import ModelSet, load_models
+from fer.paths import writable_out
+from fer.predict.models import FUSION_FILE, ModelSet, load_models
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 TOLERANCE = 1e-4  # the largest |logit| difference from eager mode the parity check accepts
@@ -186,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", required=True, type=Path, help="models/<dataset>/")
     p.add_argument("--format", required=True, choices=list(FORMATS), help="graph format")
     p.add_argument("--fold", type=cliargs.integer(0), help="k-fold models: which fold's pair")
-    where = "file to write (default: MODELS/fused.onnx or MODELS/fused.torchscript.pt)"
+    where = "file to write, .onnx or .pt (default: MODELS/fused.onnx, MODELS/fused.torchscript.pt)"
     p.add_argument("--out", type=Path, help=where)
     args = p.parse_args(argv)
     models = load_models(args.models, fold=args.fold)
     stem = "fused" if len(models.checkpoints) == 2 else next(iter(models.checkpoints))
     out = args.out or args.models / f"{stem}{FORMATS[args.format]}"
+    suffix = "." + FORMATS[args.format].rsplit(".", 1)[1]  # onnxruntime reads by the suffix
+    if out.suffix != suffix:
+        raise FerError(f"--out {out}: {args.format} graphs are written to {suffix} files")
+    read = [ck.path for ck in models.checkpoints.values()] + [args.models / FUSION_FILE]
+    for path in (out, out.with_name(out.name + ".json")):  # the graph and its description
+        writable_out(path, inputs=read)
     spec = export(models, args.format, out)
     print(
         f"wrote {out} ({args.format}; outputs {', '.join(spec['outputs'])}; max |logit| "

@@ -10,6 +10,7 @@ and which classes its head outputs, so a new picture is prepared exactly as the 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from fer.atomic import write_json
 from fer.contracts import MODELS, preprocess_of
 from fer.errors import FerError
 from fer.fusion import REFERENCE, Fusion
+from fer.paths import read_small
 from fer.provenance import sha256_file
 
 if TYPE_CHECKING:  # fer.models imports torch, which `fer pair` never needs
@@ -142,10 +144,10 @@ def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[Fusion, str] | No
     """The fusion and its source from ``folder/fusion.json``; None where there is none. A
     fusion.json written for other checkpoints than ``files`` is an error naming them."""
     path = Path(folder) / FUSION_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     try:
-        spec = json.loads(path.read_text())
+        spec = json.loads(read_small(path, what="fusion file"))
         fusion = Fusion.from_dict(spec["weights"], str(path))
         recorded = {str(k): v["sha256"] for k, v in dict(spec.get("checkpoints") or {}).items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -159,7 +161,23 @@ def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[Fusion, str] | No
                 f"{path}: written for another {here.name} than the one in the folder; rerun "
                 f"`fer pair --models {folder}` (or the workflow) after retraining"
             )
+    suffix = _suffix(next(iter(files.values())).name)
+    missing = [
+        name
+        for name in recorded
+        if _suffix(name) == suffix and name not in {p.name for p in files.values()}
+    ]
+    if missing and len(files) < len(MODELS):
+        raise FerError(
+            f"{path}: names {', '.join(missing)}, missing from {folder}: the pair it fuses is "
+            "incomplete (restore the file, or remove fusion.json to predict with one model)"
+        )
     return fusion, str(spec.get("source") or path)
+
+
+def _suffix(name: str) -> str:
+    """``.fold3`` of ``roi.fold3.pt``, ``""`` of ``global.pt``."""
+    return "".join(Path(name).suffixes[:-1])
 
 
 def write_fusion(folder: Path, fusion: Fusion, source: str) -> dict:
@@ -178,6 +196,14 @@ def write_fusion(folder: Path, fusion: Fusion, source: str) -> dict:
             f"{folder}: a fused pair needs both a global and a roi checkpoint; found "
             f"{', '.join(p.name for p in names) or 'none'}"
         )
+    from fer.models.inference import load_checkpoints
+
+    for suffix in sorted({_suffix(p.name) for p in names}):  # each fold's pair, as predict reads it
+        pair = {k: folder / f"{k}{suffix}.pt" for k in MODELS}
+        absent = [p.name for p in pair.values() if not p.is_file()]
+        if absent:
+            raise FerError(f"{folder}: {', '.join(absent)} missing: each fold needs its pair")
+        ModelSet({k: load_checkpoints([p], k)[0] for k, p in pair.items()})  # checks the pair
     spec = {
         "weights": fusion.to_dict(),
         "source": source,

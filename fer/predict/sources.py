@@ -3,9 +3,11 @@ under them, recursively, in sorted order), videos (every Nth frame, or frames at
 with PyAV, whose wheels carry FFmpeg), ``-`` (a list of paths on stdin) and, from Python, PIL
 images and numpy arrays.
 
-Nothing here stops on a bad input: a missing, corrupt, oversized or non-image file is one frame
-with ``image=None`` and the reason, which becomes a row with status ``unreadable``. Frames are
-produced lazily, one at a time, so a long video is never held in memory.
+Nothing here stops on a bad input: a missing, corrupt, oversized or non-image file (or a FIFO,
+folder or device where a file should be: never opened) is one frame with ``image=None`` and the
+reason, which becomes a row with status ``unreadable``; a picture the picture rules refuse
+(:func:`fer.data.io.picture_problem`: too small, too elongated, constant) one with status
+``rejected``. Frames are produced lazily, one at a time, so a long video is never held in memory.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from fer.data.io import MAX_PIXELS, UnreadableImage, load_image, to_rgb_array
+from fer.data.io import (
+    MAX_PIXELS,
+    UnreadableImage,
+    load_image,
+    picture_problem,
+    shape_problem,
+    to_rgb_array,
+)
+from fer.data.listing import is_image
 from fer.errors import FerError
+from fer.paths import file_problem
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mov .avi .mkv .webm .mpg .mpeg .wmv .flv .3gp .ts .mts .ogv".split()
@@ -39,6 +50,7 @@ class Frame:
     is_video: bool = False
     fps: float = float("nan")  # the video's frame rate (for an annotated copy)
     name: str = ""  # a relative name for derived files: under a folder input, folder/…/file
+    status: str = "unreadable"  # without an image: unreadable, or rejected (the picture rules)
 
 
 @dataclass(frozen=True)
@@ -95,32 +107,56 @@ def _picture(item, name: str, sampling: Sampling) -> Frame:
         arr = np.asarray(item)
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
-        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
+        if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
             return Frame(name, 0, math.nan, None, f"array of shape {arr.shape}: expected H×W×3")
+        problem = shape_problem(arr.shape[1], arr.shape[0])  # before any pixel is looked at
+        if problem:
+            return Frame(name, 0, math.nan, None, problem, status="rejected")
         if arr.shape[0] * arr.shape[1] > sampling.max_pixels:
             return Frame(name, 0, math.nan, None, f"over the limit of {sampling.max_pixels:,} px")
         if arr.dtype.kind == "f":
-            arr = np.clip(np.nan_to_num(arr) * (255 if arr.max(initial=0) <= 1 else 1), 0, 255)
+            if not np.isfinite(arr).all():
+                return Frame(name, 0, math.nan, None, "array holds NaN or infinite values")
+            arr = np.clip(arr * (255 if arr.max(initial=0) <= 1 else 1), 0, 255)
+        elif arr.dtype.kind not in "biu":
+            return Frame(name, 0, math.nan, None, f"array of dtype {arr.dtype}: expected numbers")
+        elif arr.size and (arr.min() < 0 or arr.max() > 255):
+            return Frame(name, 0, math.nan, None, "integer array outside 0..255")
         if arr.shape[2] == 1:
             arr = np.repeat(arr, 3, axis=2)
         arr = np.ascontiguousarray(arr[..., :3], dtype=np.uint8)
-        return Frame(name, 0, math.nan, arr, name=name[1:-1].replace(" ", "-"))
+        return _checked(Frame(name, 0, math.nan, arr, name=name[1:-1].replace(" ", "-")))
     except (TypeError, ValueError) as exc:
         return Frame(name, 0, math.nan, None, f"not a picture ({type(item).__name__}: {exc})")
 
 
+def _checked(frame: Frame) -> Frame:
+    """``frame``, or its ``rejected`` twin without the image when the picture rules refuse it."""
+    problem = picture_problem(frame.image) if frame.image is not None else None
+    if problem:
+        frame.image, frame.reason, frame.status = None, problem, "rejected"
+    return frame
+
+
 def _file_frames(path: Path, sampling: Sampling) -> Iterator[Frame]:
+    problem = file_problem(path)
+    if problem:  # never opened: a FIFO would block, a folder or a loop has nothing to decode
+        yield Frame(str(path), 0, math.nan, None, problem)
+        return
     if path.suffix.lower() in VIDEO_SUFFIXES:
         yield from video_frames(path, sampling)
         return
     try:
         yield Frame(str(path), 0, math.nan, load_image("", str(path), sampling.max_pixels))
-    except UnreadableImage as exc:
-        if "PIL can identify" not in exc.reason or not _is_video(path):
+    except UnreadableImage as exc:  # or RejectedImage, with its own status
+        undecoded = "PIL can identify" in exc.reason  # a video without a video suffix?
+        if not undecoded or is_image(path.name) or not _is_video(path):
             reason = exc.reason
-            if "PIL can identify" in reason:
+            if undecoded:
                 reason = "neither an image nor a video fer can decode"
-            yield Frame(str(path), 0, math.nan, None, reason)
+                if is_image(path.name):  # never handed to FFmpeg, whose guess is misleading
+                    reason = f"not an image, though named {path.suffix}; fer cannot decode it"
+            yield Frame(str(path), 0, math.nan, None, reason, status=exc.status)
             return
         yield from video_frames(path, sampling)
 
@@ -169,7 +205,8 @@ def video_frames(path: Path, sampling: Sampling) -> Iterator[Frame]:
                     reason = f"frame of {decoded.width}x{decoded.height} over the pixel limit"
                     yield Frame(name, k, t, None, reason, True, rate)
                     continue
-                yield Frame(name, k, t, decoded.to_ndarray(format="rgb24"), "", True, rate)
+                image = decoded.to_ndarray(format="rgb24")
+                yield _checked(Frame(name, k, t, image, "", True, rate))
         except (av.FFmpegError, OSError) as exc:
             yield Frame(name, k + 1, math.nan, None, f"decoding stopped: {exc}", True, rate)
             return

@@ -1,12 +1,21 @@
 """``fer predict``'s table, written as rows arrive: CSV (also to stdout), JSON lines or Parquet
 (pyarrow, the ``parquet`` extra). A file is written to a temporary beside it and renamed into
-place when complete (:mod:`fer.atomic`): a failed run leaves no half table under the name."""
+place when complete (:mod:`fer.atomic`): a failed run leaves no half table under the name. On
+stdout each batch of rows is written whole (Ctrl-C waits for the write to end), so an
+interrupted table ends with a complete row.
+
+In CSV, a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a
+file named ``=HYPERLINK(...).jpg``) is written with a leading ``'``, so that a spreadsheet shows
+it as text rather than running it as a formula; JSON lines and Parquet keep every value as is.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +43,18 @@ def table_format(path: Path | None) -> str:
     return kind
 
 
+FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value):
+    """A CSV cell: :func:`_plain`, with a text that a spreadsheet would run as a formula
+    quoted by a leading ``'``."""
+    value = _plain(value)
+    if isinstance(value, str) and value.startswith(FORMULA_LEADS):
+        return "'" + value
+    return value
+
+
 def _plain(value):
     """NaN → None (JSON null / an empty CSV cell); numpy scalars → Python numbers."""
     if hasattr(value, "item"):
@@ -41,6 +62,13 @@ def _plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def _csv_text(rows) -> str:
+    """CSV lines of ``rows`` (lists of cells), as one string."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
 
 
 class TableWriter:
@@ -60,8 +88,7 @@ class TableWriter:
             self._ctx = atomic_write(self.path, mode, **({} if mode == "wb" else {"newline": ""}))
             self._fh = self._ctx.__enter__()
         if self.kind == "csv":
-            self._csv = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
-            self._csv.writeheader()
+            self._whole(_csv_text([self.columns]))
         self._parquet = None
         return self
 
@@ -69,16 +96,28 @@ class TableWriter:
         """Append ``rows``."""
         self.rows += len(rows)
         if self.kind == "csv":
-            self._csv.writerows({k: _plain(r[k]) for k in self.columns} for r in rows)
+            self._whole(_csv_text([_cell(r[k]) for k in self.columns] for r in rows))
         elif self.kind == "jsonl":
-            for r in rows:
-                self._fh.write(json.dumps({k: _plain(r[k]) for k in self.columns}) + "\n")
+            lines = [json.dumps({k: _plain(r[k]) for k in self.columns}) + "\n" for r in rows]
+            self._whole("".join(lines))
         else:
             self._pending.extend(rows)
             if len(self._pending) >= PARQUET_ROWS:
                 self._flush_parquet()
-        if self.path is None:
+
+    def _whole(self, text: str) -> None:
+        """Write ``text``; on stdout all of it, flushed, with Ctrl-C and SIGTERM held until the
+        write ends (a file is published whole or not at all anyway)."""
+        if self.path is not None:
+            self._fh.write(text)
+            return
+        held = {signal.SIGINT, signal.SIGTERM}
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            self._fh.write(text)
             self._fh.flush()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def _flush_parquet(self) -> None:
         import pandas as pd

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from fer.contracts import EXCLUDED
 from fer.preprocess.rois import parse_boxes
 
 BOX_COLOURS = ((255, 40, 40), (40, 220, 40), (60, 120, 255))  # eye red, nose green, mouth blue
@@ -17,12 +18,13 @@ STATUS_COLOURS = {
     "landmarks_failed": (255, 120, 0),
     "roi_empty": (255, 0, 255),
     "unreadable": (128, 128, 128),
+    "rejected": (128, 128, 128),
 }
 
 
 def sample_rows(statuses: list[str], n: int) -> list[int]:
-    """Up to ``n`` row numbers spread evenly over the readable rows (deterministic)."""
-    readable = [i for i, s in enumerate(statuses) if s != "unreadable"]
+    """Up to ``n`` row numbers spread evenly over the usable rows (deterministic)."""
+    readable = [i for i, s in enumerate(statuses) if s not in EXCLUDED]
     if n <= 0 or not readable:
         return []
     if len(readable) <= n:

@@ -168,8 +168,8 @@ class Processor:
             try:
                 images.append(load_image(s.root, row["path"], s.max_pixels))
                 readable.append(i)
-            except UnreadableImage as exc:
-                chunk.records[i]["reason"] = exc.reason
+            except UnreadableImage as exc:  # or RejectedImage: its own status
+                chunk.records[i].update(status=exc.status, reason=exc.reason)
         found = self.faces(images, [rows[i] for i in readable])
         for i, image, (face,) in zip(readable, images, found, strict=True):
             record = chunk.records[i]
@@ -273,7 +273,8 @@ _OUTPUTS: dict[str, Outputs] = {}
 
 
 def init_worker(settings: Settings) -> None:
-    """Pool initializer: build this worker's detector and predictor once."""
+    """Build this process's detector and predictor once (in the parent on the CPU, whose forked
+    workers inherit it; in each spawned worker with CUDA)."""
     global _PROCESSOR
     _PROCESSOR = Processor(settings)
 

@@ -27,15 +27,20 @@ import pandas as pd
 
 from fer import __version__, cliargs
 from fer.atomic import remove_stale, require_space, staged_folder
+from fer.cli import quiet_worker
 from fer.contracts import (
+    EXCLUDED,
     MANIFEST_COLUMNS,
     MANIFEST_REQUIRED,
     MANIFEST_SUMMARY,
     PREPARED_FILES,
+    SPLITS,
     STATUSES,
 )
 from fer.data.io import MAX_PIXELS
 from fer.errors import FerError
+from fer.labels import CANONICAL
+from fer.paths import file_problem, read_small, writable_out
 from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
@@ -94,6 +99,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``fer prepare``; returns the exit status."""
     args = get_args_parser().parse_args(argv)
+    manifest = [args.manifest, args.manifest.with_name(MANIFEST_SUMMARY)]
+    writable_out(args.out, inputs=manifest, raw_roots=[args.root])
     remove_stale(args.out)  # partial folders of runs that were killed
     table, manifest_summary, digest = read_manifest(args.manifest)
     settings = Settings(
@@ -139,14 +146,16 @@ def main(argv: list[str] | None = None) -> int:
 def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
     """The manifest table (strings), its ``manifest.summary.json`` and the csv's sha256."""
     path = Path(path)
-    if not path.is_file():
-        raise FerError(f"{path}: manifest not found (run `fer manifest` first)")
+    problem = file_problem(path)
+    if problem:
+        hint = " (run `fer manifest` first)" if problem == "file not found" else ""
+        raise FerError(f"{path}: manifest {problem}{hint}")
     summary_path = path.with_name(MANIFEST_SUMMARY)
-    if not summary_path.is_file():
+    if not os.path.lexists(summary_path):
         raise FerError(f"{summary_path}: missing manifest summary (expected beside {path.name})")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        summary = json.loads(summary_path.read_text())
+        summary = json.loads(read_small(summary_path, what="manifest summary"))
     except (ValueError, pd.errors.ParserError) as exc:
         raise FerError(f"{path}: unreadable manifest ({exc})") from None
     if table.empty:
@@ -154,13 +163,34 @@ def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
     missing = [c for c in MANIFEST_REQUIRED if c not in table.columns]
     if missing:
         raise FerError(f"{path}: missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
-    if "classes" not in summary:
+    if not isinstance(summary, dict) or not isinstance(summary.get("classes"), list):
         raise FerError(f"{summary_path}: expected a 'classes' list")
     for col in MANIFEST_COLUMNS:
         if col not in table.columns:
             table[col] = "-1" if col == "fold" else ""
+    check_manifest_values(table, path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return table, summary, digest
+
+
+def check_manifest_values(table: pd.DataFrame, path: Path) -> None:
+    """Each row's split, label (its canonical number and name agreeing) and fold are values fer
+    knows; the first wrong one is a FerError naming the csv's line."""
+    names = {str(i): name for i, name in enumerate(CANONICAL)}
+    checks = (
+        ("split", ~table["split"].isin(SPLITS), f"one of {', '.join(SPLITS)}"),
+        (
+            "label",
+            table["label"].map(names).fillna("") != table["label_name"],
+            "the canonical number of its label_name (fer.labels.CANONICAL)",
+        ),
+        ("fold", ~table["fold"].str.fullmatch(r"-1|\d{1,3}"), "-1 or a fold number"),
+    )
+    for column, wrong, expected in checks:
+        if wrong.any():
+            row = int(wrong.to_numpy().argmax())
+            value = table[column].iloc[row]
+            raise FerError(f"{path}, line {row + 2}: {column} {value!r}; expected {expected}")
 
 
 def resolve_device(device: str, detector: str) -> str:
@@ -226,8 +256,8 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
     pool = ProcessPoolExecutor(
         workers,
         mp_context=mp.get_context("spawn" if cuda else "fork"),
-        initializer=init_worker if cuda else None,
-        initargs=(settings,) if cuda else (),
+        initializer=start_worker,
+        initargs=(settings if cuda else None,),
     )
     try:
         yield from pool.map(process_into, tasks)
@@ -238,6 +268,14 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def start_worker(settings: Settings | None) -> None:
+    """Pool initializer: only the parent reports Ctrl-C (:func:`fer.cli.quiet_worker`); a
+    spawned worker builds its own processor (``settings``), a forked one inherited it."""
+    quiet_worker()
+    if settings is not None:
+        init_worker(settings)
 
 
 def chunk_size(n: int, workers: int, batch_size: int) -> int:
@@ -319,7 +357,7 @@ def make_summary(
     """summary.json: counts per status, status × class and split × status, coverage, timings."""
     n = len(index)
     status = Counter(index["status"])
-    readable = n - status["unreadable"]
+    readable = n - sum(status[s] for s in EXCLUDED)
     by_class = {s: {c: 0 for c in manifest_summary["classes"]} for s in STATUSES}
     for s, c in zip(index["status"], index["label_name"], strict=True):
         by_class[s][c] = by_class[s].get(c, 0) + 1
@@ -327,6 +365,7 @@ def make_summary(
     for sp, s in zip(index["split"], index["status"], strict=True):
         by_split.setdefault(sp, dict.fromkeys(STATUSES, 0))[s] += 1
     reasons = Counter(r["reason"] for r in records if r["status"] == "unreadable")
+    rejected = Counter(r["reason"].split(":", 1)[0] for r in records if r["status"] == "rejected")
     return {
         "dataset": manifest_summary.get("dataset", ""),
         "adapter": manifest_summary.get("adapter", ""),
@@ -346,4 +385,5 @@ def make_summary(
         "counts_by_status_class": by_class,
         "counts_by_split": by_split,
         "unreadable_reasons": dict(reasons.most_common(20)),
+        "rejected_reasons": dict(sorted(rejected.items())),  # by rule: too_small, constant, …
     }

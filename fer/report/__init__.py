@@ -118,8 +118,14 @@ def build_report(
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``fer report``; returns the exit status."""
     from fer.atomic import write_text
+    from fer.paths import writable_out
 
     args = get_args_parser().parse_args(argv)
+    read = [*args.results, *args.histories, *args.prepared_summaries, *args.benchmarks]
+    for text in (args.cells, args.config):  # a file, or inline JSON
+        if text and not text.lstrip().startswith(("{", "[")):
+            read.append(text)
+    writable_out(args.out, inputs=read)
     html = build_report(
         cells=args.cells,
         results=args.results,

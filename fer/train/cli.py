@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fer import cliargs
 from fer.contracts import MODELS
+from fer.paths import writable_out
 from fer.train import train
 from fer.train.job import TrainJob
 from fer.train.recipe import Recipe, help_text
@@ -55,5 +56,10 @@ def job_from_args(args: argparse.Namespace) -> TrainJob:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `fer train`; returns 0, or raises FerError on user-fixable problems."""
-    train(job_from_args(get_args_parser().parse_args(argv)))
+    job = job_from_args(get_args_parser().parse_args(argv))
+    weights = job.recipe.weights
+    read = [weights] if weights not in ("none", "imagenet") else []
+    for out, what in ((job.out, "--out"), (job.state_folder, "--state-dir")):
+        writable_out(out, inputs=read, raw_roots=[job.prepared], what=what)
+    train(job)
     return 0

@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     """``fer import-reference``."""
     from fer import cliargs
     from fer.models.reference_pickle import NAMES, ROOTS
+    from fer.paths import writable_out
 
     p = cliargs.parser(
         "fer import-reference",
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config-hash", default="", help="workflow config hash, for provenance")
     cliargs.add_threads(p)
     args = p.parse_args(argv)
+    writable_out(args.out, inputs=[args.checkpoint])
     if args.threads:
         import torch
 

@@ -10,6 +10,7 @@ import yaml
 from snakemake.utils import validate
 
 from fer.contracts import MODELS
+from fer.check_config import structure_problem
 from fer.data import get_adapter, list_datasets
 from fer.errors import FerError
 from fer.fusion import Fusion
@@ -37,6 +38,10 @@ RENAMED = {  # preprocess keys of older fer versions: the key now, and what it i
 
 
 def _validate(cfg):
+    # first: nothing below may walk an alias bomb's billion values
+    problem = structure_problem(cfg, "the config")
+    if problem:
+        _fail(problem)
     for old, (new, what) in RENAMED.items():
         if old in (cfg.get("preprocess") or {}):
             _fail(

@@ -42,7 +42,7 @@ def jaffe(root: Path, options: dict) -> AdapterResult:
     rows: list[Row] = []
     rel = folder.relative_to(root).as_posix()
     prefix = "" if rel == "." else f"{rel}/"
-    for name in (e.name for e in scan(folder) if e.is_file()):
+    for name in (e.name for e in scan(folder, skipped) if e.is_file()):
         if not is_image(name):
             skipped["not_an_image"] += 1
             continue
