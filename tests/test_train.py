@@ -111,7 +111,9 @@ def test_same_seed_gives_identical_metrics(prepared, reference_run, tmp_path):
     assert metrics(other)[0] != metrics(reference_run)[0]
 
 
-def test_killed_run_resumes_to_the_same_metrics(prepared, reference_run, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_resumes_to_the_same_metrics(prepared, reference_run, tmp_path, sig):
+    """A kill, or a scheduler's SIGTERM (which ends the run in one line, exit 143)."""
     out = tmp_path / "models" / "global.pt"
     state = tmp_path / "models" / ".state" / "global" / "last.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -125,9 +127,12 @@ def test_killed_run_resumes_to_the_same_metrics(prepared, reference_run, tmp_pat
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert state.exists(), err
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 143 and "Traceback" not in err, err[-2000:]
+        assert err.strip().splitlines()[-1] == "fer train: terminated (SIGTERM)"
     assert not out.exists(), "killed before the end: the declared output must not exist yet"
     done = torch.load(state, weights_only=True)["epochs_done"]
     assert 1 <= done < 3
