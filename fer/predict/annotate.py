@@ -10,6 +10,7 @@ run gets ``-2``, ``-3``… before its suffix.
 
 from __future__ import annotations
 
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -96,7 +97,7 @@ class Annotator:
             self.close_video()
             out = self._name(frame.name, ".mp4", frame.source)
             self._video = (frame.source, VideoOut(out, frame.fps))
-        self._video[1].add(picture)
+        self._video[1].add(picture, frame.time)
 
     def close_video(self) -> None:
         """Finish the video being written, if any."""
@@ -112,14 +113,21 @@ class Annotator:
 
 
 class VideoOut:
-    """An H.264 (else MPEG-4) video written frame by frame; sizes are cropped to even numbers."""
+    """An H.264 (else MPEG-4) video written frame by frame; sizes are cropped to even numbers.
+
+    Each frame keeps its time in the source (``add(picture, time_s)``, in milliseconds), so a
+    video sampled with ``--every`` or ``--fps`` plays as long as its source; frames without a
+    time follow each other at ``fps``."""
+
+    TIME_BASE = Fraction(1, 1000)
 
     def __init__(self, path: Path, fps: float):
         self.path, self.fps = Path(path), fps if fps == fps and fps > 0 else 25.0
         self._container = self._stream = None
         self._staged: StagedFile | None = None
+        self._pts = -1
 
-    def add(self, picture: np.ndarray) -> None:
+    def add(self, picture: np.ndarray, time_s: float = float("nan")) -> None:
         import av
 
         h, w = (picture.shape[0] // 2) * 2, (picture.shape[1] // 2) * 2
@@ -130,7 +138,12 @@ class VideoOut:
             rate = Fraction(self.fps).limit_denominator(1001)
             self._stream = self._container.add_stream(codec, rate=rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, "yuv420p"
+            self._stream.codec_context.time_base = self.TIME_BASE
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture[:h, :w]), format="rgb24")
+        step = round(1000 / self.fps)
+        wanted = round(time_s * 1000) if math.isfinite(time_s) else self._pts + step
+        self._pts = frame.pts = max(wanted, self._pts + 1)  # strictly increasing
+        frame.time_base = self.TIME_BASE
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
 
