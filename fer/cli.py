@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import io
 import os
 import signal
 import sys
@@ -104,7 +105,10 @@ def run_verb(verb: str, argv: list[str]) -> int:
     writers' own cleanup (:mod:`fer.atomic`) on the way out."""
     global _MAIN_PID
     _MAIN_PID = os.getpid()
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (a library caller's): leave signals to it
+        previous = None
     try:
         module = importlib.import_module(VERBS[verb][0])
         return int(module.main(argv) or 0)
@@ -120,11 +124,14 @@ def run_verb(verb: str, argv: list[str]) -> int:
         print(f"fer {verb}: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)  # no second error when stdout is flushed
-        os.dup2(devnull, sys.stdout.fileno())
+        try:  # no second error when Python flushes stdout on the way out
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
         return 141
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
