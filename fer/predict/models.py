@@ -23,7 +23,7 @@ from fer.fusion import REFERENCE, Fusion
 from fer.paths import read_small
 from fer.provenance import sha256_file
 
-if TYPE_CHECKING:  # fer.models imports torch, which `fer pair` never needs
+if TYPE_CHECKING:  # fer.models imports torch: loaded only where a checkpoint is read
     from fer.models.inference import Checkpoint
 
 FUSION_FILE = "fusion.json"
