@@ -71,15 +71,18 @@ class Terminated(BaseException):
     KeyboardInterrupt so that every ``with`` and ``finally`` cleans up on the way out."""
 
 
-_MAIN_PID = os.getpid()
+def _terminator(main_pid: int):
+    """A SIGTERM handler raising :class:`Terminated` in process ``main_pid``; a forked worker
+    that inherited it dies as SIGTERM means (the parent reports)."""
 
+    def terminate(signum, frame):
+        if os.getpid() != main_pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
 
-def _terminate(signum, frame):
-    if os.getpid() != _MAIN_PID:  # a forked worker: die as SIGTERM means, the parent reports
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    raise Terminated()
+    return terminate
 
 
 def quiet_worker() -> None:
@@ -103,10 +106,8 @@ def run_verb(verb: str, argv: list[str]) -> int:
     130, SIGTERM ``terminated`` and 143 (128 + the signal, as a shell reports them), a closed
     output pipe (``fer predict ... | head``) ends quietly; half-written files are removed by the
     writers' own cleanup (:mod:`fer.atomic`) on the way out."""
-    global _MAIN_PID
-    _MAIN_PID = os.getpid()
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, _terminator(os.getpid()))
     except ValueError:  # not the main thread (a library caller's): leave signals to it
         previous = None
     try:

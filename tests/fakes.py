@@ -1,9 +1,13 @@
-"""Synthetic manifests for tests of preprocessing (synthetic prepared data: fer.synthetic), and a
-seeded pair of real networks at small sizes for tests of fer predict / export / pair."""
+"""Synthetic manifests for tests of preprocessing (synthetic prepared data: fer.synthetic), a
+seeded pair of real networks at small sizes for tests of fer predict / export / pair, and the
+`fer` command run as a user's shell runs it (with the one-line-error check)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -52,3 +56,54 @@ def make_pair(folder: Path, pre: dict = PRE, classes=SEVEN, seed: int = 0, **met
         info = {"classes": list(classes), "global_input": "aligned", "preprocess": pre}
         save_checkpoint(folder / f"{kind}.pt", model, info | meta)
     return folder
+
+
+BIN = Path(sys.executable).parent
+
+
+def fer(*args, cwd=None, timeout=300, stdin=None, env=None) -> subprocess.CompletedProcess:
+    """``fer ARGS`` in a subprocess, as a user's shell would run it."""
+    return subprocess.run(
+        [str(BIN / "fer"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        input=stdin,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def refused(r: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The run exited 2 with exactly one ``error: ...`` line, last on stderr after whatever
+    progress it printed, holding every fragment, and no traceback; returns that line."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr[-2000:]
+    for text in fragments:
+        assert text in errors[0], (text, errors[0])
+    return errors[0]
+
+
+def prepare_args(manifest: Path, raw: Path, out: Path, *extra) -> list:
+    """``fer prepare`` of ``manifest`` at small sizes without detection, one worker."""
+    return [
+        "prepare",
+        "--manifest",
+        manifest,
+        "--root",
+        raw,
+        "--out",
+        out,
+        "--detector",
+        "none",
+        "--chip-size",
+        32,
+        "--crop-size",
+        16,
+        "--workers",
+        1,
+        *extra,
+    ]

@@ -21,31 +21,11 @@ from fer.cli import main as fer_main
 from fer.errors import FerError
 from fer.prepared import open_prepared
 from fer.synthetic import write_prepared
-from tests.conftest import BIN, REPO, SHARED_DATA
-from tests.fakes import write_manifest
+from tests.conftest import REPO, SHARED_DATA
+from tests.fakes import fer, prepare_args, write_manifest
+from tests.fakes import refused as one_line_error
 
 QUICK = {"epochs": 1, "batch_size": 8, "samples_per_class": 4, "workers": 0}
-
-
-def fer(*args, cwd=None, timeout=300):
-    return subprocess.run(
-        [str(BIN / "fer"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-    )
-
-
-def one_line_error(r: subprocess.CompletedProcess) -> str:
-    """The run failed (exit 2) ending in exactly one `error: ...` line, with no traceback (its
-    progress lines before may stand); returns that line."""
-    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr[-2000:]
-    return errors[0]
 
 
 def huge_png(path: Path, side: int = 20_000) -> Path:
@@ -77,27 +57,6 @@ def small_raw(tmp_path) -> Path:
         else:
             Image.new("L", (48, 48), 60 + 40 * i).save(raw / f"f{i}.png")
     return raw
-
-
-def prepare_args(manifest: Path, raw: Path, out: Path, *extra) -> list:
-    return [
-        "prepare",
-        "--manifest",
-        manifest,
-        "--root",
-        raw,
-        "--out",
-        out,
-        "--detector",
-        "none",
-        "--chip-size",
-        32,
-        "--crop-size",
-        16,
-        "--workers",
-        1,
-        *extra,
-    ]
 
 
 # ---------------------------------------------------------------- fails 1: a huge image

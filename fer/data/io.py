@@ -32,7 +32,6 @@ MAX_PIXELS = 100_000_000
 # but never given to a model, counted with its reason.
 MIN_PICTURE_SIDE = 16
 MAX_ASPECT = 5.0
-REJECTIONS = ("too_small", "extreme_aspect", "constant", "outside_root")  # reason codes
 
 
 class UnreadableImage(FerError):
@@ -49,13 +48,15 @@ class UnreadableImage(FerError):
 
 class RejectedImage(UnreadableImage):
     """A picture refused by the picture rules or the path rules: status ``rejected``, the
-    ``reason`` starting with its code (:data:`REJECTIONS`), e.g. ``too_small: 1x1 px ...``."""
+    ``reason`` led by its code (too_small, extreme_aspect, constant, outside_root), e.g.
+    ``too_small: 1x1 px ...``."""
 
     status = "rejected"
 
-    @property
-    def code(self) -> str:
-        return self.reason.split(":", 1)[0]
+
+def reason_code(reason: str) -> str:
+    """The rule a rejection's reason names: ``too_small`` of ``too_small: 1x1 px ...``."""
+    return reason.split(":", 1)[0]
 
 
 def shape_problem(width: int, height: int) -> str | None:

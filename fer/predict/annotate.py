@@ -69,14 +69,13 @@ class Annotator:
         while out in self._taken:
             n += 1
             out = base.with_name(f"{base.stem}-{n}{suffix}")
-        from_file = os.path.exists(source)  # not an array
-        if from_file and real(out) == real(source):  # a list on stdin naming files in DIR
-            raise FerError(f"--annotate {self.folder}: {out} is the input itself; not overwritten")
-        if from_file and real(out).parent == real(source).parent:  # over its neighbours
-            raise FerError(
-                f"--annotate {self.folder}: {out} would land beside its input {source}, among "
-                "the inputs; annotate into another folder"
+        if os.path.exists(source) and real(out).parent == real(source).parent:  # a file, in DIR
+            what = (
+                "is the input itself; not overwritten"
+                if real(out) == real(source)
+                else f"would land beside its input {source}, among the inputs"
             )
+            raise FerError(f"--annotate {self.folder}: {out} {what}; annotate elsewhere")
         self._taken.add(out)
         return out
 

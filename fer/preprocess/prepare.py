@@ -37,7 +37,7 @@ from fer.contracts import (
     SPLITS,
     STATUSES,
 )
-from fer.data.io import MAX_PIXELS
+from fer.data.io import MAX_PIXELS, reason_code
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.paths import file_problem, read_small, writable_out
@@ -365,7 +365,7 @@ def make_summary(
     for sp, s in zip(index["split"], index["status"], strict=True):
         by_split.setdefault(sp, dict.fromkeys(STATUSES, 0))[s] += 1
     reasons = Counter(r["reason"] for r in records if r["status"] == "unreadable")
-    rejected = Counter(r["reason"].split(":", 1)[0] for r in records if r["status"] == "rejected")
+    rejected = Counter(reason_code(r["reason"]) for r in records if r["status"] == "rejected")
     return {
         "dataset": manifest_summary.get("dataset", ""),
         "adapter": manifest_summary.get("adapter", ""),

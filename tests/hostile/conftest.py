@@ -8,44 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import BIN
-from tests.fakes import make_pair
+from tests.fakes import fer, make_pair, refused  # noqa: F401 - the suite's tools, here
 
 # the detector and sizes of the hostile suite's models: no detection, so a run is quick
 PRE_NONE = {"detector": "none", "padding": 0.25, "chip_size": 48, "crop_size": 24}
-
-
-def fer(*args, cwd=None, timeout=120, stdin=None, env=None) -> subprocess.CompletedProcess:
-    """``fer ARGS`` in a subprocess, as a user's shell would run it."""
-    return subprocess.run(
-        [str(BIN / "fer"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=timeout,
-        input=stdin,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def refused(r: subprocess.CompletedProcess, *fragments: str) -> str:
-    """The run exited 2 with exactly one line on stderr after whatever progress it printed,
-    ``error: ...`` holding every fragment, and no traceback; returns that line."""
-    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
-    assert "Traceback" not in r.stderr, r.stderr[-2000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr[-2000:]
-    for text in fragments:
-        assert text in errors[0], (text, errors[0])
-    return errors[0]
 
 
 def snapshot(*folders: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from fer.errors import FerError
 from fer.paths import OutsideRoot, confined, writable_out
 from fer.synthetic import write_prepared
-from tests.fakes import write_manifest
+from tests.fakes import prepare_args, write_manifest
 from tests.hostile.conftest import face_like, fer, refused, save, snapshot
 
 # ------------------------------------------------------------------ rule 1: inside the root
@@ -39,23 +39,7 @@ def escapes(tmp: Path, root: Path) -> dict[str, str]:
 
 
 def prepare(manifest: Path, root: Path, out: Path) -> subprocess.CompletedProcess:
-    return fer(
-        "prepare",
-        "--manifest",
-        manifest,
-        "--root",
-        root,
-        "--out",
-        out,
-        "--detector",
-        "none",
-        "--chip-size",
-        32,
-        "--crop-size",
-        16,
-        "--workers",
-        1,
-    )
+    return fer(*prepare_args(manifest, root, out))
 
 
 def test_manifest_rows_that_leave_the_root_are_rejected_and_counted(raw, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer.data.io import MAX_ASPECT, MIN_PICTURE_SIDE, picture_problem
+from fer.data.io import MAX_ASPECT, MIN_PICTURE_SIDE, picture_problem, reason_code
 from tests.hostile.conftest import face_like, fer, save
 
 
@@ -36,7 +36,7 @@ PICTURES = {  # name -> (pixels, the reason code, or "" for a picture every verb
 
 
 def code(reason: str) -> str:
-    return reason.split(":", 1)[0] if reason else ""
+    return reason_code(reason) if reason else ""
 
 
 @pytest.fixture(scope="module")
