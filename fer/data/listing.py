@@ -123,11 +123,12 @@ def _class_rows(root, entry, label, split, skipped, group_of) -> list[Row]:
     names = [e.name for e in inside if not e.is_dir()]
     images = [n for n in names if is_image(n)]
     skipped["not_an_image"] += len(names) - len(images)
+    if label is None:  # skipped on purpose, empty or not
+        if images:
+            skipped[f"class {entry.name}"] += len(images)
+        return []
     if not images:
         raise FerError(f"{entry.path}: empty class folder (expected image files)")
-    if label is None:
-        skipped[f"class {entry.name}"] += len(images)
-        return []
     rel = Path(entry.path).relative_to(root).as_posix()
     return [
         Row(f"{rel}/{name}", label, split, group_of(name, Path(entry.path)) if group_of else "")

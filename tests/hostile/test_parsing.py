@@ -224,3 +224,15 @@ def test_prepare_refuses_a_spoiled_manifest_before_any_work(case, raw, tmp_path)
             timeout=30)  # fmt: skip
     refused(r, says)
     assert not out.exists()
+
+
+def test_an_empty_class_folder_skipped_as_the_error_advises_is_skipped(raw, tmp_path):
+    (raw / "other").mkdir()
+    out = tmp_path / "manifest.csv"
+    args = ["manifest", "--dataset", "x", "--adapter", "folders", "--root", raw, "--out", out]
+    advice = refused(fer(*args), "'other'", '{"other": null}')
+    assert "skip it with" in advice
+    r = fer(*args, "--options", '{"classes": {"other": null}}')
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "manifest.summary.json").read_text())
+    assert summary["n_images"] == 6 and summary["skipped"] == {}
