@@ -1,12 +1,13 @@
 """Train-step throughput of `fer train` at the reference input sizes (face 224, ROI 90).
 
 Runs the trainer's own ``train_one_epoch`` (uint8 batch → on-device augmentation → forward →
-loss → backward → SGD step) on synthetic uint8 batches, for both models, in fp32 (NCHW) and in
-bf16 autocast + channels_last, and prints images per second. The fp32 NCHW step is the
-reference's step measured again on this machine (the same layers and logits, fp32, NCHW, no
-compile); :data:`REFERENCE` holds the reference code's own step, run as published on an idle
-2-core Xeon (issue 19): 3.05 img/s (Global-ROI Net) and 18.1 img/s (Global Net). Both ratios are
-printed.
+loss → backward → SGD step) on synthetic uint8 batches, for both models, in fp32 NCHW and with
+fer's default step (``amp: auto`` resolved for this machine, channels_last), and prints images
+per second. The fp32 NCHW step is the reference's step measured again on this machine (the same
+layers and logits, fp32, NCHW, no compile); :data:`REFERENCE` holds the reference code's own
+step, run as published on an idle 2-core Xeon (issue 19): 3.05 img/s (Global-ROI Net) and 18.1
+img/s (Global Net). Both ratios are printed. ``--bf16`` also times forced bf16 autocast where
+``auto`` chose fp32 (emulated bf16: slow; it shows what ``auto`` avoids).
 
 It also prints the machine's ceiling: the matrix-multiply peak (GFLOP/s of a large GEMM, fp32
 and bf16) and the img/s a train step would reach if all of its FLOPs (forward GFLOPs x 3: the
@@ -27,6 +28,7 @@ from common import add_model_options, start
 
 from fer.models import create_model, gflops_per_image
 from fer.train.loop import Criterion, Step, build_model, train_one_epoch
+from fer.train.precision import resolve
 from fer.train.recipe import Recipe
 
 REFERENCE = {"global": 18.1, "roi": 3.05}  # the reference code's fp32 step, batch 16 (issue 19)
@@ -36,6 +38,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--archs", nargs="+", default=["global", "roi"], help="models to time")
     p.add_argument("--steps", type=int, default=3, help="timed steps per setting (after 1 warm-up)")
+    p.add_argument(
+        "--bf16",
+        action="store_true",
+        help="also time forced bf16 autocast where amp: auto chose fp32 (emulated: slow)",
+    )
     add_model_options(p, batch=16)
     return p
 
@@ -52,9 +59,9 @@ def batches(n: int, bs: int, face: int, roi: int, classes: int = 7):
         yield b
 
 
-def bench(arch: str, fast: bool, args) -> float:
+def bench(arch: str, amp: str, channels_last: bool, args) -> float:
     """Images per second of ``args.steps`` train steps after one warm-up step."""
-    recipe = Recipe(amp="bf16" if fast else "none", channels_last=fast, batch_size=args.batch_size)
+    recipe = Recipe(amp=amp, channels_last=channels_last, batch_size=args.batch_size)
     device = torch.device(args.device)
     sizes = (args.face_size, args.roi_size)
     model, opt, _ = build_model(arch, recipe, 7, sizes, device)
@@ -70,20 +77,27 @@ def bench(arch: str, fast: bool, args) -> float:
     return stats["images"] / (time.perf_counter() - t0)
 
 
-def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, repeat: int = 10) -> float:
-    """GFLOP/s of an n x n x n matrix multiply in ``dtype`` (the practical compute peak)."""
+def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, budget_s: float = 2.0) -> float:
+    """GFLOP/s of an n x n x n matrix multiply in ``dtype`` (the practical compute peak), timed
+    over at most ``budget_s`` seconds of repeats (an emulated dtype takes minutes per product)."""
     a = torch.randn(n, n, dtype=dtype, device=device)
     b = torch.randn(n, n, dtype=dtype, device=device)
-    for _ in range(2):
-        a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        a @ b
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return 2 * n**3 * repeat / (time.perf_counter() - t0) / 1e9
+
+    def timed(repeat: int) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    first = timed(1)  # warm-up, and the size of one product
+    repeat = max(1, min(10, int(budget_s / max(first, 1e-9))))
+    if first > budget_s:  # too slow to repeat: the warm-up is the measurement
+        return 2 * n**3 / first / 1e9
+    return 2 * n**3 * repeat / timed(repeat) / 1e9
 
 
 def main(argv=None) -> int:
@@ -93,18 +107,29 @@ def main(argv=None) -> int:
         "fp32": gemm_peak(torch.float32, args.device),
         "bf16": gemm_peak(torch.bfloat16, args.device),
     }
-    print(f"GEMM peak: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
+    print(f"GEMM peak: fp32 {peak['fp32']:.3g} GFLOP/s, bf16 {peak['bf16']:.3g} GFLOP/s")
+    chosen = resolve("auto", torch.device(args.device))
+    print(f"fer's default step: {chosen.name} + channels_last ({chosen.why})")
     for arch in args.archs:
-        fp32 = bench(arch, False, args)
-        fast = bench(arch, True, args)
+        fp32 = bench(arch, "none", False, args)
+        rates = {chosen.name: bench(arch, "auto", True, args)}
+        if args.bf16 and not chosen.bf16:
+            rates["bf16"] = bench(arch, "bf16", True, args)
+        fast = rates[chosen.name]
         print(
             f"{arch:6s} fp32 NCHW (the reference's step, measured now) {fp32:7.2f} img/s | "
-            f"bf16+channels_last {fast:7.2f} img/s: {fast / fp32:.2f}x the step measured now, "
-            f"{fast / REFERENCE[arch]:.2f}x the reference code's {REFERENCE[arch]} img/s",
+            f"fer default ({chosen.name}+channels_last) {fast:7.2f} img/s: {fast / fp32:.2f}x the "
+            f"step measured now, {fast / REFERENCE[arch]:.2f}x the reference code's "
+            f"{REFERENCE[arch]} img/s",
             flush=True,
         )
+        if "bf16" in rates and not chosen.bf16:
+            print(
+                f"       forced bf16+channels_last {rates['bf16']:7.2f} img/s: "
+                f"{rates['bf16'] / fp32:.2f}x the fp32 step (what amp: auto avoids here)"
+            )
         train_gflop = 3 * gflops_per_image(create_model(arch, 7, args.face_size, args.roi_size))
-        for name, rate in (("fp32", fp32), ("bf16", fast)):
+        for name, rate in rates.items():
             ceiling = peak[name] / train_gflop
             print(
                 f"       {name} ceiling {ceiling:7.2f} img/s ({train_gflop:.1f} GFLOP/img at "

@@ -261,6 +261,29 @@ def test_state_of_another_recipe_is_not_resumed(prepared, tmp_path, capsys):
     assert not (tmp_path / ".state").exists()
 
 
+def test_auto_precision_is_recorded_and_a_state_of_another_precision_starts_over(
+    prepared, tmp_path, capsys, monkeypatch
+):
+    """amp: auto picks fp32 on a CPU without native bf16 and bf16 on one with AMX; run.json
+    and the log say which and why; a state saved in one is not resumed in the other."""
+    out = tmp_path / "g.pt"
+    quick = {"epochs": 1, "max_steps_per_epoch": 2, "amp": "auto"}
+    for flag in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, flag, lambda: False)
+    assert T.main([*train_args(prepared, out, **quick), "--keep-state"]) == 0
+    run = json.loads((tmp_path / "g.run.json").read_text())
+    assert run["recipe"]["amp"] == "auto" and run["precision"]["amp"] == "fp32"
+    assert "neither AVX512_BF16 nor AMX" in run["precision"]["why"]
+    assert "precision fp32 (amp: auto" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert T.main(train_args(prepared, out, **quick)) == 0
+    err = capsys.readouterr().err
+    assert "saved for another precision (amp: auto chose differently" in err, err
+    run = json.loads((tmp_path / "g.run.json").read_text())
+    assert run["precision"] == {"amp": "bf16", "why": "amp: auto, the CPU has AMX"}
+    assert run["resumed_from_epoch"] is None
+
+
 def test_fine_tuning_from_a_checkpoint_of_other_classes_is_recorded(
     reference_run, fake_prepared, tmp_path
 ):

@@ -224,3 +224,22 @@ def test_batches_gather_in_order_numpy_or_pinned_tensors(fake_prepared, monkeypa
 
     inputs = _inputs(pinned, Stub(), Step(torch.device("cpu"), (32, 16)), None)
     assert inputs["face"].shape == (4, 3, 32, 32) and inputs["eye"].shape == (4, 3, 16, 16)
+
+
+def test_precision_forced_or_chosen_from_the_device(monkeypatch):
+    from fer.train.precision import resolve
+
+    cpu = torch.device("cpu")
+    assert resolve("bf16", cpu).bf16 and resolve("bf16", cpu).name == "bf16"
+    assert resolve("none", cpu).name == "fp32"
+    for avx512_bf16, amx, want in (
+        (False, False, "fp32"),
+        (True, False, "bf16"),
+        (False, True, "bf16"),
+    ):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        assert resolve("auto", cpu).name == want
+    assert resolve("auto", torch.device("meta")).name == "fp32"  # nothing known: fp32
+    with pytest.raises(ValueError, match="auto, bf16 or none"):
+        resolve("fp16", cpu)

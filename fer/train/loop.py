@@ -30,6 +30,7 @@ from fer.provenance import resolve_device
 from fer.train.augment import augment
 from fer.train.data import Batches, Split, build_splits, epoch_order
 from fer.train.job import TrainJob
+from fer.train.precision import Precision, resolve
 from fer.train.recipe import Recipe
 from fer.train.state import RunState, load_state, remove_state, save_state, write_outputs
 
@@ -39,17 +40,22 @@ NAN_CHECK_EVERY = 10  # steps between host syncs that look for a non-finite loss
 @dataclass(frozen=True)
 class Step:
     """How a batch becomes model inputs: the device, the (face, ROI) input sides, the memory
-    format and bf16 autocast."""
+    format and the precision (:mod:`fer.train.precision`)."""
 
     device: torch.device
     sizes: tuple[int, int]
     channels_last: bool = True
-    amp: bool = True
+    precision: Precision = Precision(False, "fp32")
+
+    @property
+    def amp(self) -> bool:
+        """bf16 autocast on."""
+        return self.precision.bf16
 
     @classmethod
     def of(cls, recipe: Recipe, sizes: tuple[int, int], device: torch.device) -> Step:
-        """The step settings a recipe asks for."""
-        return cls(device, tuple(sizes), recipe.channels_last, recipe.amp == "bf16")
+        """The step settings a recipe asks for on ``device`` (``amp: auto`` resolved)."""
+        return cls(device, tuple(sizes), recipe.channels_last, resolve(recipe.amp, device))
 
 
 class Criterion(nn.Module):
@@ -277,6 +283,7 @@ def run_job(job: TrainJob) -> RunState:
         n_train=len(train),
         n_val=len(val),
     )
+    say(f"precision {run.step.precision.name} ({run.step.precision.why})")
     if load_state(run):
         say(f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}")
     try:

@@ -137,7 +137,11 @@ class Recipe:
         minimum=MIN_SIDE,
     )
     amp: str = key(
-        "bf16", "bf16 autocast (CPU AVX-512/AMX, CUDA), or none for fp32.", choices=("bf16", "none")
+        "auto",
+        "Training precision: auto (bf16 autocast where the device computes bf16 natively: CUDA, "
+        "CPUs with AVX512_BF16 or AMX; fp32 elsewhere, where bf16 is emulated and slower), bf16, "
+        "or none (fp32). run.json records the choice and why.",
+        choices=("auto", "bf16", "none"),
     )
     channels_last: bool = key(True, "channels_last memory format.")
     compile: str = key(

@@ -37,6 +37,7 @@ CHANGES = {
     "n_train": "another training split",
     "n_val": "another validation split",
     "device": "another device type",
+    "precision": "another precision (amp: auto chose differently on this machine)",
     "data": "other prepared data (its index or arrays changed since)",
 }
 TEST_WARNING = (
@@ -111,6 +112,7 @@ class RunState:
             "n_train": self.n_train,
             "n_val": self.n_val,
             "device": self.device.type,
+            "precision": self.step.precision.name,
             "data": self.data.fingerprint(),  # the prepared content: re-prepared data starts over
         }
 
@@ -273,6 +275,7 @@ def write_outputs(run: RunState, train, val) -> None:
         "git_sha": sha,
         "versions": versions(),
         "hardware": hardware(run.device),
+        "precision": {"amp": run.step.precision.name, "why": run.step.precision.why},
         "selection": run.recipe.selection,
         "validated_on": val.name,
         "selected_on_test": run.recipe.selection == "test",
