@@ -16,11 +16,12 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 from fer import __version__, progress
-from fer.errors import FerError
+from fer.errors import FerError, FerWarning
 
 # verb -> (module, one-line help). Modules are imported only when their verb runs, so that
 # ``fer --help`` stays fast (no torch import).
@@ -112,7 +113,9 @@ def run_verb(verb: str, argv: list[str]) -> int:
         previous = None
     try:
         module = importlib.import_module(VERBS[verb][0])
-        return int(module.main(argv) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line(warnings.showwarning)
+            return int(module.main(argv) or 0)
     except FerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -133,6 +136,19 @@ def run_verb(verb: str, argv: list[str]) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(show):
+    """``warnings.showwarning`` that prints a :class:`FerWarning` as one ``warning:`` line (no
+    file, line or source) and leaves every other warning to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FerWarning):
+            print(f"warning: {message}", file=file or sys.stderr, flush=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 @contextmanager

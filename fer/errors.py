@@ -5,6 +5,11 @@ class FerError(Exception):
     """An error the user can fix (bad data, bad config, missing file); printed without traceback."""
 
 
+class FerWarning(UserWarning):
+    """Something the user should know about their inputs (e.g. a model trained on synthetic
+    data); the ``fer`` command prints it as one ``warning:`` line."""
+
+
 def parse_json_object(text: str, where: str) -> dict:
     """A JSON object given on the command line; anything else is a FerError naming ``where``."""
     import json

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -208,7 +209,8 @@ def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, 
     tally = "(ok 5, no_roi 0, no_face 0, unreadable 1, rejected 0)"
     assert f"6 rows from 6 frames of 4 inputs {tally}" in err
     table = pd.read_csv(out, keep_default_na=False)
-    assert list(table.frame) == [0, 0, 0, 4, 8, 0] and len(table.columns) == 12 + 3 * 8
+    assert list(table.frame) == [0, 0, 0, 4, 8, 0] and len(table.columns) == 13 + 3 * 8
+    assert set(table.model_data) == {"real"} and "warning" not in err
     for suffix in (".jsonl", ".parquet"):
         other = tmp_path / f"t{suffix}"
         assert fer_main(["predict", *map(str, files), *common, "--out", str(other)]) == 0
@@ -286,6 +288,34 @@ def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
     assert np.abs(p_r - softmax(z_r[has])).max() < 1e-5
 
 
+def test_models_trained_on_synthetic_pictures_warn_once_and_say_so_in_the_table(
+    inputs, tmp_path, capsys
+):
+    """A pair trained on the demo (meta synthetic, or an older checkpoint's demo adapter) warns
+    in one line in `fer predict`, `fer.Predictor` and `fer export`, and the table and the
+    export's description carry model_data synthetic."""
+    from fer.errors import FerWarning
+
+    faces = [str(p) for p in inputs["happy"][:1]]
+    for name, meta in (("new", {"synthetic": True}), ("older", {"adapter": "demo"})):
+        folder = make_pair(tmp_path / name, **meta)
+        out = tmp_path / f"{name}.csv"
+        args = ["predict", *faces, "--models", str(folder), "--no-progress", "--out", str(out)]
+        assert fer_main(args) == 0
+        warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+        assert len(warned) == 1 and warned[0].startswith("warning: "), warned
+        assert "trained on synthetic pictures" in warned[0] and str(folder / "roi.pt") in warned[0]
+        assert set(pd.read_csv(out).model_data) == {"synthetic"}
+    with pytest.warns(FerWarning, match="at chance level"):
+        Predictor.from_dir(folder, device="cpu")
+    pytest.importorskip("onnxruntime")
+    assert fer_main(["export", "--models", str(folder), "--format", "torchscript"]) == 0
+    assert capsys.readouterr().err.count("warning: ") == 1
+    assert json.loads((folder / "fused.torchscript.pt.json").read_text())["model_data"] == (
+        "synthetic"
+    )
+
+
 def test_export_graphs_match_eager_mode(pair, tmp_path):
     pytest.importorskip("onnxruntime")
     from fer.predict.export import TOLERANCE, graph_inputs
@@ -293,7 +323,9 @@ def test_export_graphs_match_eager_mode(pair, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(pair, folder)
     for fmt, name in (("torchscript", "fused.torchscript.pt"), ("onnx", "fused.onnx")):
-        assert fer_main(["export", "--models", str(folder), "--format", fmt]) == 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # export runs without a warning
+            assert fer_main(["export", "--models", str(folder), "--format", fmt]) == 0
         spec = json.loads((folder / f"{name}.json").read_text())
         assert spec["outputs"] == ["global", "roi", "fused"] and spec["classes"] == list(SEVEN)
         assert spec["inputs"]["face"] == ["N", 3, 48, 48] and spec["inputs"]["eye"] == [

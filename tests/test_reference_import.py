@@ -296,3 +296,32 @@ def test_a_legacy_format_file_is_read_through_the_same_restricted_unpickler(tmp_
     with pytest.raises(FerError, match=r"refused: the pickle names (posix|os)\.system"):
         import_reference("global", path, "rafdb", tmp_path / "x.pt")
     assert not marker.exists()
+
+
+def test_the_readmes_by_hand_path_ends_in_a_predictor_of_real_faces(tmp_path, capsys):
+    """README "Models for real faces": both released files imported, paired, and `fer predict`
+    on a real face, without the synthetic-model warning."""
+    pytest.importorskip("dlib")
+    skdata = pytest.importorskip("skimage.data")
+    import pandas as pd
+    from PIL import Image
+
+    from fer.cli import main as fer_main
+
+    folder = tmp_path / "models" / "rafdb"
+    folder.mkdir(parents=True)
+    for arch in ("roi", "global"):
+        path, _ = make_reference(tmp_path, arch=arch, classes=7)
+        extra = ["--global-input", "original"] if arch == "global" else []
+        argv = ["import-reference", "--arch", arch, "--checkpoint", str(path), "--dataset"]
+        assert fer_main([*argv, "rafdb", *extra, "--out", str(folder / f"{arch}.pt")]) == 0
+    assert fer_main(["pair", "--models", str(folder)]) == 0
+    picture, out = tmp_path / "astronaut.png", tmp_path / "faces.csv"
+    Image.fromarray(skdata.astronaut()).save(picture)
+    capsys.readouterr()
+    args = [str(picture), "--models", str(folder), "--no-progress", "--out", str(out)]
+    assert fer_main(["predict", *args]) == 0
+    assert "warning" not in capsys.readouterr().err
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.status) == ["ok"] and list(table.model_data) == ["real"]
+    assert table.fused_label[0] in CANONICAL[:7] and table.global_label[0] in CANONICAL[:7]

@@ -382,8 +382,12 @@ def test_demo_pair_predicts_what_evaluation_scored(demo_run):
     assert sorted(spec["checkpoints"]) == ["global.pt", "roi.pt"]
     index = pd.read_csv(demo_run / "resources/demo/prepared/index.csv")
     raw = demo_run / "resources" / "demo" / "raw"
-    predictor = Predictor.from_dir(models, device="cpu", batch_size=32, progress=False)
+    from fer.errors import FerWarning
+
+    with pytest.warns(FerWarning, match="trained on synthetic pictures"):  # the demo's pair
+        predictor = Predictor.from_dir(models, device="cpu", batch_size=32, progress=False)
     table = predictor.predict([raw / p for p in index.path])  # prepare's order and chunks
+    assert set(table.model_data) == {"synthetic"}
     test = (index.split == "test").to_numpy()
     truth = index.label_name.to_numpy()[test]
     for arch in ("global", "roi", "fused"):

@@ -28,6 +28,7 @@ def checkpoint_meta(
     normalisation: Normalisation = IMAGENET,
     origin: dict | None = None,
     warning: str | None = None,
+    synthetic: bool = False,
 ) -> dict:
     """The meta of a ``model`` checkpoint over ``classes`` with input sides ``sizes`` (face, ROI).
 
@@ -36,7 +37,8 @@ def checkpoint_meta(
     Global Net sees (``aligned`` or ``original``; every other model: ``aligned``); ``selection``:
     the split the checkpoint was chosen on (``test`` is flagged ``selected_on_test``);
     ``recipe``: the training recipe (None: not trained by fer); ``origin``: where an imported
-    checkpoint came from (``{"origin": ..., "reference": {...}}``); ``warning``: shown with it.
+    checkpoint came from (``{"origin": ..., "reference": {...}}``); ``warning``: shown with it;
+    ``synthetic``: trained on synthetic pictures (the demo), not faces (:func:`synthetic`).
     """
     meta = {
         "model": model,
@@ -46,6 +48,7 @@ def checkpoint_meta(
         "fer_version": __version__,
         "dataset": dataset,
         "adapter": adapter,
+        "synthetic": bool(synthetic),
         **(origin or {}),
         "seed": seed,
         "selection": selection,
@@ -67,3 +70,14 @@ def checkpoint_meta(
     if warning:
         meta["warning"] = warning
     return meta
+
+
+SYNTHETIC_ADAPTERS = ("demo",)  # before meta recorded "synthetic": the adapters that said so
+
+
+def synthetic(meta: dict) -> bool:
+    """Whether a checkpoint was trained on synthetic pictures: its meta's ``synthetic``, or, for
+    a checkpoint written before fer recorded it, an adapter of a synthetic set (the demo)."""
+    if "synthetic" in meta:
+        return bool(meta["synthetic"])
+    return meta.get("adapter") in SYNTHETIC_ADAPTERS

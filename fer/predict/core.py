@@ -8,7 +8,9 @@ GPU when there is one. Only one batch is in memory at a time, whatever the lengt
 
 Rows (:func:`columns`): ``file``, ``frame``, ``time_s``, ``face`` (0 = the largest, most central),
 the detector box ``x1 y1 x2 y2`` and its ``score`` (NaN for detectors without one), ``n_faces``,
-``status`` and ``reason``, then per arch (``global``, ``roi``, ``fused``, those the models give)
+``status`` and ``reason``, ``model_data`` (``real``, or ``synthetic`` for models trained on the
+demo's drawn faces, whose labels of real faces mean nothing: :meth:`ModelSet.model_data`), then
+per arch (``global``, ``roi``, ``fused``, those the models give)
 the predicted ``{arch}_label`` and a probability per class, ``{arch}_p_{class}``. Statuses:
 
 * ``ok``: a face with its three ROIs; every arch is predicted;
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from fer.contracts import ROI_NAMES
-from fer.errors import FerError
+from fer.errors import FerError, FerWarning
 from fer.fusion import Fusion
 from fer.predict.models import ModelSet, load_models
 from fer.predict.sources import Frame, Sampling, frames
@@ -42,7 +45,8 @@ from fer.predict.sources import Frame, Sampling, frames
 STATUS = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
 STATUSES = ("ok", "no_roi", "no_face", "unreadable", "rejected")  # a row's, in this order
 FACE_COLUMNS = ("file", "frame", "time_s", "face", "x1", "y1", "x2", "y2", "score", "n_faces")
-FIXED_COLUMNS = (*FACE_COLUMNS, "status", "reason")  # then per arch: label and probabilities
+# then per arch: label and probabilities
+FIXED_COLUMNS = (*FACE_COLUMNS, "status", "reason", "model_data")
 
 
 def columns(archs: Iterable[str], classes: list[str]) -> list[str]:
@@ -128,6 +132,8 @@ class Predictor:
 
         if batch_size < 1:
             raise FerError(f"batch size {batch_size}: expected >= 1")
+        if (warning := models.data_warning()) is not None:
+            warnings.warn(warning, FerWarning, stacklevel=2)
         self.models, self.all_faces, self.progress = models, all_faces, progress
         pre = models.preprocess
         self.detector = detector or pre["detector"]
@@ -277,7 +283,7 @@ class Predictor:
     def _empty_row(self, frame: Frame, status: str, reason: str) -> dict:
         row = dict.fromkeys(self.columns, math.nan)
         row.update(file=frame.source, frame=frame.frame, time_s=frame.time, face=0, n_faces=0)
-        row.update(status=status, reason=reason)
+        row.update(status=status, reason=reason, model_data=self.models.model_data)
         for arch in self.archs:
             row[f"{arch}_label"] = ""
         return row

@@ -23,7 +23,7 @@ from torch import nn
 from fer import cliargs
 from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
-from fer.errors import FerError
+from fer.errors import FerError, FerWarning
 from fer.models.transforms import Normalisation
 from fer.paths import writable_out
 from fer.predict.models import FUSION_FILE, ModelSet, load_models
@@ -97,6 +97,8 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
         )
     if fmt not in FORMATS:
         raise FerError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if (warning := models.data_warning()) is not None:
+        warnings.warn(warning, FerWarning, stacklevel=2)
     module = FusedPair(models, norms.pop()).eval()
     inputs = graph_inputs(models)
     names = output_names(models)
@@ -126,6 +128,7 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
         "fusion": models.fusion.to_dict(),
         "fusion_source": models.fusion_source,
         "preprocess": models.preprocess,
+        "model_data": models.model_data,
         "checkpoints": {k: str(c.path) for k, c in models.checkpoints.items()},
         "max_abs_diff_vs_eager": diff,
     }
@@ -141,7 +144,9 @@ def _onnx(module: nn.Module, inputs: dict, names: list[str], path: Path) -> None
         raise FerError("ONNX export needs: pip install 'fer-roi-fusion[export]'") from None
     batch = torch.export.Dim("batch", min=1, max=4096)
     shapes = {k: {0: batch} for k in inputs}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # every input's batch axis is the one Dim "batch"; torch notes that it keeps one name
+        warnings.filterwarnings("ignore", "# The axis name: batch will not be used", UserWarning)
         program = torch.onnx.export(
             module,
             (),

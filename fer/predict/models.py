@@ -96,6 +96,30 @@ class ModelSet:
     def roi_ck(self):
         return self.checkpoints.get("roi")
 
+    @property
+    def synthetic(self) -> list[Path]:
+        """The checkpoints trained on synthetic pictures (the demo's), not on faces."""
+        from fer.models.meta import synthetic
+
+        return [ck.path for ck in self.checkpoints.values() if synthetic(ck.meta)]
+
+    @property
+    def model_data(self) -> str:
+        """What the models learnt from, as ``fer predict``'s ``model_data`` column says it:
+        ``synthetic`` when any checkpoint was trained on synthetic pictures, else ``real``."""
+        return "synthetic" if self.synthetic else "real"
+
+    def data_warning(self) -> str | None:
+        """One line for models trained on synthetic pictures (None for real ones)."""
+        paths = self.synthetic
+        if not paths:
+            return None
+        return (
+            f"{', '.join(map(str, paths))}: trained on synthetic pictures (the demo), not on "
+            "faces: labels of real faces are at chance level; README 'Models for real faces' "
+            "gives two ways to models that work"
+        )
+
     def describe(self) -> str:
         """One line: which models, classes, preprocessing and fusion weights."""
         kinds = " + ".join(f"{k} ({ck.path})" for k, ck in self.checkpoints.items())

@@ -248,6 +248,7 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         recipe=r.to_dict(),
         init=getattr(run.model, "fer_init", None),
         warning=TEST_WARNING if r.selection == "test" else None,
+        synthetic=bool(run.data.summary.get("synthetic", False)),
     )
 
 
