@@ -39,7 +39,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "predict": ("fer.predict.cli", "predict expressions in images, folders and videos"),
     "pair": ("fer.predict.models", "write a models folder's fusion.json (the fused weights)"),
     "export": ("fer.predict.export", "export the fused pair as one ONNX or TorchScript graph"),
-    "check-config": ("fer.check_config", "check that workflow config files are valid YAML"),
+    "check-config": (
+        "fer.check_config",
+        "check workflow config files: YAML, schema, rules across keys; every problem at once",
+    ),
     "fetch-weights": (
         "fer.models.fetch",
         "download (or copy) ResNet-18 ImageNet weights to the cache",

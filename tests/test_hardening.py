@@ -457,12 +457,45 @@ def test_a_result_whose_classes_are_not_a_list_says_so(tmp_path):
 def test_a_yaml_syntax_error_is_reported_with_file_and_line(tmp_path):
     bad = tmp_path / "mine.yaml"
     bad.write_text("datasets:\n  demo: {adapter: demo, generate: true\ntrain_on: [demo]\n")
-    line = one_line_error(fer("check-config", bad))
-    assert f"{bad}:3:" in line
+    line = one_line_error(fer("check-config", bad))  # where the brace opened; where noticed
+    assert f"{bad}:2:9: while parsing a flow mapping" in line and "at line 3" in line
+    quote = tmp_path / "quote.yaml"
+    quote.write_text('title: "mine\ndatasets:\n  x: {}\n')
+    line = one_line_error(fer("check-config", quote))
+    assert f"{quote}:1:8: while scanning a quoted scalar" in line, line
     ok = tmp_path / "ok.yaml"
     shutil.copy(REPO / "config" / "config.yaml", ok)
     r = fer("check-config", ok)
-    assert r.returncode == 0 and "valid YAML" in r.stdout
+    assert r.returncode == 0 and "valid (YAML, schema and the rules across keys)" in r.stdout
+
+
+def test_check_config_reports_every_problem_with_its_line_and_key_path(tmp_path):
+    """An unknown key (with a "did you mean"), a wrong type and a reference to an undeclared
+    data set, in one run, each one line; the shipped configs and the seeds overlay merged
+    onto its base are valid."""
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(
+        "datasets:\n"
+        "  mine: {adapter: folders, root: data/mine, val_fraction: lots}\n"
+        "train_on: [mine, other]\n"
+        "targets: {mine: [mine]}\n"
+        "train:\n"
+        "  recipes:\n"
+        "    mine:\n"
+        "      global: {epoch: 3}\n"
+    )
+    r = fer("check-config", bad)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert all(ln.startswith("error: ") for ln in lines) and len(lines) == 3, lines
+    text = "\n".join(lines)
+    assert f"{bad}:2: datasets.mine.val_fraction: 'lots' is not of type 'number'" in text
+    assert f"{bad}:8: train.recipes.mine.global.epoch: unknown key (did you mean 'epochs'?)" in text
+    assert f"{bad}:3: train_on.1: 'other' is not a key of datasets (['mine'])" in text
+    assert text.endswith("(3 problems)")
+    for files in (["config.yaml"], ["paper.yaml"], ["ckplus48.yaml", "ckplus48-seeds.yaml"]):
+        r = fer("check-config", *(REPO / "config" / f for f in files))
+        assert r.returncode == 0, r.stderr
 
 
 def test_a_default_config_with_a_syntax_error_stops_planning_with_file_and_line(tmp_path):
@@ -486,5 +519,6 @@ def test_fusion_weights_outside_0_1_stop_planning(weights, tmp_path):
 
     errors = plan_errors(tmp_path, lambda cfg: cfg.setdefault("evaluate", {}).update(weights))
     assert len(errors) == 1
-    assert errors[0].startswith("config error: evaluate.fusion_roi, evaluate.fusion_global: ")
+    assert errors[0].startswith("config error: edited.yaml:")
+    assert "evaluate: fusion_roi, fusion_global: fusion weights" in errors[0]
     assert errors[0].endswith("expected each in [0, 1], not both 0")

@@ -5,21 +5,17 @@ import json
 import sys
 from pathlib import Path
 
-import jsonschema
-import yaml
 from snakemake.utils import validate
 
+from fer import check_config
 from fer.contracts import MODELS
-from fer.check_config import structure_problem
-from fer.data import get_adapter, list_datasets
+from fer.data import get_adapter
 from fer.errors import FerError
 from fer.fusion import Fusion
 from fer.train import recipe as recipes
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-VALIDATION = (
-    "validation"  # the record of a trained set's validation rows: a reserved name
-)
+VALIDATION = check_config.VALIDATION  # the record of a trained set's validation rows
 
 
 def _fail(message):
@@ -28,81 +24,38 @@ def _fail(message):
     sys.exit(1)
 
 
-RENAMED = {  # preprocess keys of older fer versions: the key now, and what it is
-    "face_size": ("chip_size", "the stored chip's side; a model's input side"),
-    "roi_size": (
-        "crop_size",
-        "the stored ROI crops' side; the Global-ROI Net's input side",
-    ),
-}
-
-
 def _validate(cfg):
-    # first: nothing below may walk an alias bomb's billion values
-    problem = structure_problem(cfg, "the config")
-    if problem:
-        _fail(problem)
-    for old, (new, what) in RENAMED.items():
-        if old in (cfg.get("preprocess") or {}):
-            _fail(
-                f"preprocess.{old} is now preprocess.{new} ({what} is its recipe's {old})"
+    """Every problem of the merged config at once (fer.check_config.problems, the checks of
+    `fer check-config`), each one line with the file and line that hold it; then the schema's
+    defaults are filled in."""
+    schema = check_config.load_schema(SCHEMA)
+    files = []
+    for path in workflow.overwrite_configfiles or ["config/config.yaml"]:
+        try:
+            path = Path(path)
+            inside = path.is_absolute() and path.is_relative_to(Path.cwd())
+            files.append(
+                (
+                    str(path.relative_to(Path.cwd()) if inside else path),
+                    path.read_text(),
+                )
             )
-    schema = yaml.safe_load(SCHEMA.read_text())
-    schema["$defs"][
-        "recipe"
-    ] = recipes.json_schema()  # each recipe key is declared once, there
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
-        if err.validator == "additionalProperties":
-            extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-            _fail(f"unknown key {'.'.join([*map(str, err.absolute_path), extra[0]])!r}")
-        _fail(f"{key}: {err.message}")
+        except OSError:
+            pass
+    overrides = workflow.config_settings.config  # --config KEY=VALUE
+    found = check_config.problems(cfg, schema, files, overrides)
+    if found:
+        for line in found:
+            print(f"config error: {line}", file=sys.stderr)
+        sys.exit(1)
     validate(cfg, schema=str(SCHEMA))  # fills the schema's defaults
-    names = set(cfg["datasets"])
-    for name in cfg["train_on"]:
-        if name not in names:
-            _fail(f"train_on: {name!r} is not a key of datasets ({sorted(names)})")
-    for name, targets in cfg["targets"].items():
-        if name not in cfg["train_on"]:
-            _fail(f"targets.{name}: {name!r} is not in train_on")
-        for target in targets:
-            if target not in names:
-                _fail(f"targets.{name}: {target!r} is not a key of datasets")
-    if VALIDATION in names:
-        _fail(
-            f"datasets: the name {VALIDATION!r} is taken "
-            f"(results/<set>/predictions/{VALIDATION}.npz)"
-        )
-    for name, entry in cfg["datasets"].items():
-        adapter = entry.get("adapter", name)
-        if adapter not in list_datasets():
-            _fail(
-                f"datasets.{name}: adapter {adapter!r} is not registered; "
-                f"known: {', '.join(list_datasets())}"
-            )
-        if not entry.get("generate") and not entry.get("root"):
-            _fail(
-                f"datasets.{name}: needs root (where the data set lives) or generate: true"
-            )
-        if (
-            entry.get("kfold")
-            and name in cfg["targets"]
-            and cfg["targets"][name] != [name]
-        ):
-            _fail(f"targets.{name}: a k-fold data set is evaluated on itself only")
 
 
 def _fusion(cfg):
     """The fused score's weights (fer.fusion.Fusion checks them); written back into the config,
     so that everything downstream (hashes, the report's config) sees the resolved values.
     """
-    try:
-        fusion = Fusion.from_config(cfg["evaluate"])
-    except FerError as exc:
-        _fail(f"evaluate.fusion_roi, evaluate.fusion_global: {exc}")
+    fusion = Fusion.from_config(cfg["evaluate"])  # checked by _validate
     cfg["evaluate"].update(fusion_roi=fusion.w_roi, fusion_global=fusion.w_global)
     return fusion
 

@@ -41,54 +41,20 @@ def recipe(dataset, model, seed=None):
 
 def reference(dataset, model):
     """(file, head classes or None) of the authors' checkpoint that replaces the training of
-    (dataset, model), or None; a combination that cannot work stops planning with one line.
+    (dataset, model), or None (fer.check_config checked at parse time that it can work).
     """
     merged = merged_recipe(dataset, model)
     if not merged.get("reference"):
         return None
-    where = f"train recipe of {dataset}/{model}: reference"
-    if kfold(dataset):
-        _fail(
-            f"{where}: a k-fold set has one model per fold, the authors' file is one model"
-        )
-    if len(seeds(dataset)) > 1:
-        _fail(f"{where}: the authors' file is one model; it has no replicate seeds")
-    if merged.get("init_from"):
-        _fail(f"{where} and init_from: a model is either imported or fine-tuned")
-    classes = merged.get("reference_classes")
-    adapter = ds(dataset)["adapter"]
-    if not classes and get_adapter(adapter).reference_order is None:
-        _fail(
-            f"{where}: the reference code gives no class order for {adapter}'s models; "
-            "state the head's order with reference_classes: [...]"
-        )
-    return merged["reference"], classes
+    return merged["reference"], merged.get("reference_classes")
 
 
 def init_checkpoint(dataset, source, model, seed=None):
     """The checkpoint that `init_from: <source>` fine-tunes (dataset, model) from: the source's
-    single run, or its replicate of the same seed."""
-    where = f"train recipe of {dataset}/{model}: init_from"
-    if source not in config["datasets"]:
-        _fail(
-            f"{where} {source!r} is not a key of datasets ({sorted(config['datasets'])})"
-        )
-    if source == dataset:
-        _fail(f"{where} names the data set itself")
-    if kfold(source):
-        _fail(
-            f"{where} {source!r} is a k-fold set (one model per fold); name a set with a test split"
-        )
+    single run, or its replicate of the same seed (fer.check_config checked the source).
+    """
     upstream = dict(replicates(source))
-    if len(upstream) == 1:
-        (replicate,) = upstream.values()
-    elif seed in upstream:
-        replicate = upstream[seed]
-    else:
-        _fail(
-            f"{where} {source!r} has replicate seeds {sorted(upstream)}; seed {seed} of "
-            f"{dataset} has no model to start from (give both sets the same seeds, or the source one)"
-        )
+    replicate = next(iter(upstream.values())) if len(upstream) == 1 else upstream[seed]
     return CHECKPOINT.format(dataset=source, replicate=replicate, model=model, fold="")
 
 
@@ -136,25 +102,6 @@ def model_job(wildcards):
     args = ["train", "--prepared", prepared_dir(wildcards), "--arch", model, *fold]
     text = recipe(dataset, model, seed_of(wildcards))
     return shlex.join([*args, "--recipe", text, "--no-progress"])
-
-
-def check_recipes():
-    """Every merged recipe, checked as `fer train` will check it (bounds across keys too), and
-    every reference checkpoint declared (k-fold, class order)."""
-    for dataset in config["train_on"]:
-        for model in MODELS:
-            reference(dataset, model)
-            for seed in seeds(dataset):
-                try:
-                    recipes.Recipe.from_json(
-                        recipe(dataset, model, seed),
-                        f"train recipe of {dataset}/{model}",
-                    )
-                except FerError as exc:
-                    _fail(str(exc))
-
-
-check_recipes()
 
 
 def imagenet_missing(models=None):
