@@ -226,8 +226,8 @@ def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, 
 
     for src in inputs["happy"]:
         copy = np.asarray(Image.open(drawn / (src.stem + ".png")).convert("RGB"))
-        original = np.asarray(Image.open(src).convert("RGB"))
-        assert copy.shape == original.shape and not np.array_equal(copy, original)
+        original = np.asarray(Image.open(src).convert("RGB"))  # 48 px: drawn 6x as large
+        assert copy.shape == (288, 288, 3) and original.shape == (48, 48, 3)
     with av.open(str(drawn / "pan.mp4")) as video:  # every 4th of 12 frames at 10 frames/s
         times = [float(frame.time) for frame in video.decode(video=0)]
         duration = video.duration / 1e6
@@ -313,6 +313,41 @@ def test_models_trained_on_synthetic_pictures_warn_once_and_say_so_in_the_table(
     assert capsys.readouterr().err.count("warning: ") == 1
     assert json.loads((folder / "fused.torchscript.pt.json").read_text())["model_data"] == (
         "synthetic"
+    )
+
+
+def test_small_pictures_are_drawn_enlarged_with_the_label_inside():
+    """A 48-px face is drawn 6x as large (a side of at least MIN_DRAW_SIDE) with its label
+    moved inside the picture, never cut off; a large picture is drawn at its own size."""
+    from fer.predict.annotate import MIN_DRAW_SIDE, _fit, draw, scale_for
+    from fer.predict.core import Result
+    from fer.predict.sources import Frame
+    from fer.preprocess.pipeline import Face
+
+    assert scale_for((48, 48, 3)) == 6 and scale_for((48, 300)) == 6
+    assert scale_for((MIN_DRAW_SIDE, 900, 3)) == 1
+    assert _fit((-5, -3, 40, 10), (100, 100)) == (5, 3)  # off the top-left: moved in
+    assert _fit((80, 95, 120, 110), (100, 100)) == (-21, -11)  # off the bottom-right
+    assert _fit((10, 10, 20, 20), (100, 100)) == (0, 0)
+    picture = np.full((48, 48, 3), 128, np.uint8)  # grey: only the label's background is black
+    ring = np.stack(
+        [24 + 14 * np.cos(np.linspace(0, 6.2, 68)), 24 + 14 * np.sin(np.linspace(0, 6.2, 68))], 1
+    )
+    face = Face("ok", picture, box=(20.0, 0.0, 48.0, 30.0), image_landmarks=ring)
+    row = {"status": "ok", "fused_label": "surprise", "fused_p_surprise": 0.43}
+    frame = Frame("x.png", 0, float("nan"), picture)
+    drawn = draw(picture, Result(frame, [face], [row]), "fused")
+    assert drawn.shape == (288, 288, 3)
+    black = np.all(drawn == 0, axis=-1)  # the label's background: a black rectangle, whole
+    rows, cols = np.nonzero(black)
+    assert len(rows) > 500 and cols.max() < 287  # a face at the top-right corner: moved in
+    assert black[rows.min(), cols.min() : cols.max() + 1].all()  # its top edge is in view
+    assert black[rows.max(), cols.min() : cols.max() + 1].all()  # and its bottom edge
+    big = np.zeros((300, 400, 3), np.uint8) + 128
+    assert draw(big, Result(Frame("b.png", 0, float("nan"), big), [], []), "fused").shape == (
+        300,
+        400,
+        3,
     )
 
 

@@ -1,6 +1,8 @@
 """``fer predict --annotate DIR``: a copy of each picture with every face's box, its 68 landmarks
 and the fused (else the only) label drawn; a video input gets an annotated video (H.264 where
-PyAV's FFmpeg has it, else MPEG-4) of the frames that were read.
+PyAV's FFmpeg has it, else MPEG-4) of the frames that were read. Pictures (and videos) with a
+side under :data:`MIN_DRAW_SIDE` pixels are drawn enlarged by a whole factor, so that a 48-pixel
+face's label can be read.
 
 Names: a picture given as a file, ``…/c.jpg``, becomes ``DIR/c.png``; one found in a folder
 input ``…/photos`` becomes ``DIR/photos/<its path under photos>.png``; a video ``DIR/clip.mp4``
@@ -23,30 +25,57 @@ from fer.errors import FerError
 from fer.paths import real
 
 COLOURS = {"ok": (40, 220, 90), "no_roi": (255, 190, 0)}
+MIN_DRAW_SIDE = 256  # pictures with a shorter side are drawn enlarged, by a whole factor
+
+
+def scale_for(shape: tuple[int, ...]) -> int:
+    """The whole factor a picture of ``shape`` (H×W…) is enlarged by before drawing, so that its
+    shorter side reaches :data:`MIN_DRAW_SIDE` (1 for pictures that already do)."""
+    side = max(min(shape[:2]), 1)
+    return max(1, math.ceil(MIN_DRAW_SIDE / side))
+
+
+def _fit(box: tuple, size: tuple[int, int]) -> tuple[float, float]:
+    """The shift that keeps a ``box`` (left, top, right, bottom; inclusive pixel coordinates)
+    inside a ``size`` (width, height) image."""
+    left, top, right, bottom = box
+    dx = min(0.0, size[0] - 1 - right) if left >= 0 else -left
+    dy = min(0.0, size[1] - 1 - bottom) if top >= 0 else -top
+    return dx, dy
 
 
 def draw(image: np.ndarray, result, arch: str) -> np.ndarray:
-    """``image`` with the faces and labels of ``result`` (a fer.predict.core.Result) drawn."""
+    """``image`` with the faces and labels of ``result`` (a fer.predict.core.Result) drawn.
+
+    A picture with a side under :data:`MIN_DRAW_SIDE` is enlarged first (by :func:`scale_for`),
+    so that labels stay legible; labels are moved inside the picture, never cut off; landmarks
+    are small dots that leave the face visible."""
+    k = scale_for(image.shape)
     im = Image.fromarray(image)
+    if k > 1:
+        im = im.resize((im.width * k, im.height * k), Image.Resampling.BICUBIC)
     pen = ImageDraw.Draw(im)
     side = max(min(im.size), 1)
-    width = max(1, round(side / 200))
-    font = ImageFont.load_default(size=max(10, round(side / 28)))
+    width = max(1, round(side / 250))
+    font = ImageFont.load_default(size=max(12, round(side / 24)))
     for face, row in zip(result.faces, result.rows, strict=False):
         label, p = row.get(f"{arch}_label") or "", row.get(f"{arch}_p_{row.get(f'{arch}_label')}")
         text = f"{label} {p:.2f}" if label and p == p else label or row["status"]
         colour = COLOURS.get(row["status"], (230, 60, 60))
         if face.box is not None:
-            x1, y1, x2, y2 = face.box
+            x1, y1, x2, y2 = (k * float(v) for v in face.box)
             pen.rectangle((x1, y1, x2, y2), outline=colour, width=width)
-            anchor = (x1, max(0.0, y1 - font.size - 2 * width))
+            anchor = (x1, y1 - font.size - 2 * width)  # above the box, moved in below if need be
         else:
             anchor = (2 * width, 2 * width)
         if face.image_landmarks is not None:
-            span = np.ptp(face.image_landmarks[:, 0])
-            r = max(1.0, span / 90)
-            for x, y in face.image_landmarks:
+            points = k * np.asarray(face.image_landmarks, dtype=float)
+            r = max(0.75, np.ptp(points[:, 0]) / 200)
+            for x, y in points:
                 pen.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+        left, top, right, bottom = pen.textbbox(anchor, text, font=font)
+        dx, dy = _fit((left - 1, top - 1, right + 1, bottom + 1), im.size)  # with its background
+        anchor = (anchor[0] + dx, anchor[1] + dy)
         left, top, right, bottom = pen.textbbox(anchor, text, font=font)
         pen.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(0, 0, 0))
         pen.text(anchor, text, fill=colour, font=font)
