@@ -321,6 +321,13 @@ def test_demo_generator_is_deterministic(tmp_path):
 def test_demo_workflow_runs_end_to_end(demo_run):
     report = (demo_run / "reports" / "all.html").read_text()
     assert "SYNTHETIC" in report.upper()
+    # 3 test subjects: the sign-flip test cannot go below p = 0.25, and the report says so
+    assert 'data-p-floor="0.25"' in report and "with 3 subjects no p below 0.25" in report
+    # its head: the command that made it and the time its jobs took
+    assert re.search(r"Made by <code>snakemake [^<]*reports/all\.html", report), report[:3000]
+    span = float(re.search(r'data-span-seconds="([\d.]+)"', report).group(1))
+    jobs = float(re.search(r'data-job-seconds="([\d.]+)"', report).group(1))
+    assert 0 < span < 3600 and 0 < jobs
     for arch in ("global", "roi", "fused"):
         result = json.loads((demo_run / "results" / "demo" / f"demo_{arch}.json").read_text())
         assert result["synthetic"] is True
@@ -445,3 +452,29 @@ def test_demo_cells_equal_a_fresh_inference_of_the_trained_models(demo_run):
             assert direct[key] == written[key], (arch, key)
     fused = json.loads((demo_run / "results/demo/demo_fused.json").read_text())
     assert fused["validated_fusion"]["per_seed"][0]["n_val"] > 0  # chosen on the val split
+
+
+def test_a_training_jobs_runtime_follows_its_recipe(tmp_path):
+    """`snakemake -n` shows each training job's runtime as fer.train.estimate gives it from the
+    recipe: ten times the epochs, about ten times the minutes."""
+
+    def runtimes(name, edit):
+        r = plan_edited(tmp_path / name, edit, "--forceall")
+        assert r.returncode == 0, r.stderr
+        blocks = r.stdout.split("rule train_model:")[1:]
+        return {
+            re.search(r"model=(\w+)", b).group(1): int(re.search(r"runtime=(\d+)", b).group(1))
+            for b in blocks
+        }
+
+    base = runtimes("base", lambda cfg: None)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    epochs = {
+        m: {**cfg["train"]["defaults"], **cfg["train"][f"defaults_{m}"]}["epochs"] for m in base
+    }
+    longer = runtimes(
+        "longer", lambda c: c["train"]["defaults_global"].update(epochs=10 * epochs["global"])
+    )
+    assert set(base) == {"global", "roi"} and base["roi"] > base["global"]  # the heavier net
+    assert 5 * base["global"] < longer["global"] <= 10 * base["global"]
+    assert longer["roi"] == base["roi"]

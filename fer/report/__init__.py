@@ -77,6 +77,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         help="where to write the HTML report (written atomically), e.g. reports/all.html",
     )
     p.add_argument("--title", default=DEFAULT_TITLE, help="the page title")
+    p.add_argument(
+        "--command",
+        default="",
+        help="the command that built the inputs (the workflow passes its snakemake command "
+        "line), shown at the top of the report",
+    )
     return p
 
 
@@ -95,6 +101,7 @@ def build_report(
     benchmarks=(),
     config=None,
     title: str = DEFAULT_TITLE,
+    command: str = "",
 ) -> str:
     """Load the inputs (see :func:`get_args_parser` for their layout) and return the HTML page.
 
@@ -111,7 +118,7 @@ def build_report(
     prep = [inputs.load_prepared(p) for p in _existing(list(prepared_summaries), "summary")]
     bench = [inputs.load_benchmark(p) for p in _existing(list(benchmarks), "benchmark file")]
     conf = inputs.load_config(config) if config else None
-    context = render.build_context(loaded, hist, prep, bench, conf, title)
+    context = render.build_context(loaded, hist, prep, bench, conf, title, command)
     return render.render(context)
 
 
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks=args.benchmarks,
         config=args.config,
         title=args.title,
+        command=args.command,
     )
     write_text(args.out, html)
     print(f"wrote {args.out} ({len(html.encode('utf-8')) // 1024} KiB)")

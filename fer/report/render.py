@@ -282,7 +282,28 @@ def benchmark_view(benchmarks: list[Benchmark]) -> dict:
         agg["jobs"] += 1
         agg["s"] += mean or 0.0
     total = sum(a["s"] for a in per_rule.values())
-    return {"jobs": jobs, "rules": sorted(per_rule.values(), key=lambda a: -a["s"]), "total": total}
+    return {
+        "jobs": jobs,
+        "rules": sorted(per_rule.values(), key=lambda a: -a["s"]),
+        "total": total,
+        "span": _span(benchmarks),
+    }
+
+
+def _span(benchmarks: list[Benchmark]) -> float | None:
+    """Seconds from the first job's start to the last job's end: each benchmark file is written
+    as its job ends (its modification time), after the job's wall time ``s``. Over several
+    invocations (a resumed build) the span includes the pause between them."""
+    ends, starts = [], []
+    for b in benchmarks:
+        secs = [float(r["s"]) for r in b.rows if r.get("s") not in (None, "", "NA", "-")]
+        try:
+            end = b.path.stat().st_mtime
+        except OSError:
+            continue
+        ends.append(end)
+        starts.append(end - (max(secs) if secs else 0.0))
+    return max(ends) - min(starts) if ends else None
 
 
 def label_maps(views: list[tables.CellView]) -> list[dict]:
@@ -317,7 +338,7 @@ def adapter_names(cells: list[Cell], histories: list[History], prepared: list) -
     return names
 
 
-def build_context(cells, histories, prepared, benchmarks, config, title) -> dict:
+def build_context(cells, histories, prepared, benchmarks, config, title, command="") -> dict:
     """The template context: tables, details, figures, provenance and warnings."""
     views = [tables.cell_view(c, i) for i, c in enumerate(cells)]
     hist = [history_view(h) for h in histories]
@@ -332,6 +353,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title) -> dict
     evaluate = config_data.get("evaluate")
     return {
         "title": title,
+        "command": command,
         "adapters": adapter_names(cells, histories, prepared),
         "fer_version": __version__,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -2,6 +2,8 @@
 # through the helpers below. No rules here; nothing here imports torch (parsed in every job).
 import hashlib
 import json
+import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -153,3 +155,15 @@ def folds(name):
 def digest(*parts):
     """Short, stable hash of JSON-able parts (provenance and change detection)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def snakemake_command():
+    """The snakemake command line of this run, for the report's head ('' when Snakemake was
+    not started from its command line)."""
+    if Path(sys.argv[0]).name not in ("snakemake", "__main__.py"):
+        return ""
+    return shlex.join(["snakemake", *sys.argv[1:]])
+
+
+# passed through the environment, not params: another command line must not rerun the report
+os.environ.setdefault("FER_COMMAND", snakemake_command())

@@ -4,6 +4,7 @@
 import shlex
 
 from fer import imagenet
+from fer.train import estimate
 
 
 def merged_recipe(dataset, model):
@@ -102,6 +103,33 @@ def model_job(wildcards):
     args = ["train", "--prepared", prepared_dir(wildcards), "--arch", model, *fold]
     text = recipe(dataset, model, seed_of(wildcards))
     return shlex.join([*args, "--recipe", text, "--no-progress"])
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes a training job is given (its SLURM time limit; `snakemake -n` shows it): the
+    estimate of fer.train.estimate from the job's merged recipe, times the attempt; an import
+    of the authors' checkpoint, 10."""
+    dataset, model = wildcards.dataset, wildcards.model
+    if reference(dataset, model):
+        return 10 * attempt
+    r = recipes.Recipe.from_json(recipe(dataset, model, seed_of(wildcards)))
+    n, k = n_images(dataset), kfold(dataset)
+    pool = (
+        n * (k - 1) / k if k else 0.9 * n
+    )  # the training part (a test split: about 10 %)
+    n_val = pool * ds(dataset)["val_fraction"]
+    minutes = estimate.train_minutes(
+        model,
+        epochs=r.epochs,
+        n_train=int(pool - n_val),
+        n_val=int(n_val),
+        n_classes=len(get_adapter(ds(dataset)["adapter"]).classes),
+        face_size=r.face_size or config["preprocess"]["chip_size"],
+        samples_per_class=r.samples_per_class,
+        batch_size=r.batch_size,
+        max_steps_per_epoch=r.max_steps_per_epoch,
+    )
+    return minutes * attempt
 
 
 def imagenet_missing(models=None):

@@ -26,4 +26,5 @@ rule render_report:
     shell:
         "fer --log {log} report --cells {params.cells:q} --histories {input.histories}"
         " --prepared-summaries {input.summaries} --benchmarks $(ls {params.benchmarks} 2>/dev/null)"
-        " --config {params.config:q} --title {params.title:q} --out {output}"
+        ' --config {params.config:q} --title {params.title:q} --command "$FER_COMMAND"'
+        " --out {output}"

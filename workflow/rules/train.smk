@@ -20,7 +20,7 @@ rule train_model:
     resources:
         gpu=1,
         mem_mb=mem_mb_for(4000, 10),
-        runtime=runtime_for(30, 10),
+        runtime=train_runtime,  # from the recipe: epochs x images x input sizes
     params:
         job=model_job,  # fer train, or fer import-reference for the authors' checkpoint
     shell:
