@@ -40,7 +40,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "pair": ("fer.predict.models", "write a models folder's fusion.json (the fused weights)"),
     "export": ("fer.predict.export", "export the fused pair as one ONNX or TorchScript graph"),
     "check-config": (
-        "fer.check_config",
+        "fer.config.check",
         "check workflow config files: YAML, schema, rules across keys; every problem at once",
     ),
     "fetch-weights": (

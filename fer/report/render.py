@@ -291,18 +291,15 @@ def benchmark_view(benchmarks: list[Benchmark]) -> dict:
 
 
 def _span(benchmarks: list[Benchmark]) -> float | None:
-    """Seconds from the first job's start to the last job's end: each benchmark file is written
-    as its job ends (its modification time), after the job's wall time ``s``. Over several
-    invocations (a resumed build) the span includes the pause between them."""
+    """Seconds from the first job's start to the last one's end: a benchmark file is written as
+    its job ends, ``s`` after it started (a resumed build's span includes its pauses)."""
     ends, starts = [], []
     for b in benchmarks:
         secs = [float(r["s"]) for r in b.rows if r.get("s") not in (None, "", "NA", "-")]
-        try:
-            end = b.path.stat().st_mtime
-        except OSError:
-            continue
-        ends.append(end)
-        starts.append(end - (max(secs) if secs else 0.0))
+        end = b.path.stat().st_mtime if b.path.is_file() else None
+        if end is not None:
+            ends.append(end)
+            starts.append(end - (max(secs) if secs else 0.0))
     return max(ends) - min(starts) if ends else None
 
 

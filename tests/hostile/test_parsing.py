@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fer.check_config import MAX_DEPTH, MAX_VALUES
+from fer.config.check import MAX_DEPTH, MAX_VALUES
 from tests.conftest import REPO, smk
 from tests.hostile.conftest import face_like, fer, refused, save, snapshot
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from fer import check_config
+from fer.config import check as check_config
 from fer.contracts import MODELS
 from fer.data import get_adapter
 from fer.errors import FerError
@@ -27,7 +27,7 @@ def _fail(message):
 
 
 def _validate(cfg):
-    """Every problem of the merged config at once (fer.check_config.problems, the checks of
+    """Every problem of the merged config at once (fer.config.check.problems, the checks of
     `fer check-config`), each one line with the file and line that hold it; then the schema's
     defaults are filled in."""
     schema = check_config.load_schema(SCHEMA)

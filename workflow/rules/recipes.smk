@@ -42,7 +42,7 @@ def recipe(dataset, model, seed=None):
 
 def reference(dataset, model):
     """(file, head classes or None) of the authors' checkpoint that replaces the training of
-    (dataset, model), or None (fer.check_config checked at parse time that it can work).
+    (dataset, model), or None (fer.config.check checked at parse time that it can work).
     """
     merged = merged_recipe(dataset, model)
     if not merged.get("reference"):
@@ -52,7 +52,7 @@ def reference(dataset, model):
 
 def init_checkpoint(dataset, source, model, seed=None):
     """The checkpoint that `init_from: <source>` fine-tunes (dataset, model) from: the source's
-    single run, or its replicate of the same seed (fer.check_config checked the source).
+    single run, or its replicate of the same seed (fer.config.check checked the source).
     """
     upstream = dict(replicates(source))
     replicate = next(iter(upstream.values())) if len(upstream) == 1 else upstream[seed]

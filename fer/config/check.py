@@ -80,7 +80,7 @@ def yaml_error(path: str | Path) -> str | None:
     return structure_problem(data, str(path))
 
 
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 VALIDATION = "validation"  # the record of a trained set's validation rows: a reserved name
 RENAMED = {  # preprocess keys of older fer versions: the key now, and what it is
     "face_size": ("chip_size", "the stored chip's side; a model's input side"),
