@@ -270,8 +270,8 @@ def test_init_from_trains_the_upstream_model_first():
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("nosuch", "init_from 'nosuch' is not a key of datasets"),
-        ("ckplus", "init_from names the data set itself"),
+        ("nosuch", "--config: train.recipes.ckplus.global.init_from: 'nosuch' is not a key of"),
+        ("ckplus", "--config: train.recipes.ckplus.global.init_from: names the data set itself"),
         ("jaffe", None),  # a set with a test split: fine
     ],
 )
