@@ -10,6 +10,7 @@ the path, not the accuracy (the demo workflow's trained pair is tested in test_p
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -209,6 +210,9 @@ def test_cli_formats_stdin_and_annotations(pair, inputs, tmp_path, monkeypatch, 
     tally = "(ok 5, no_roi 0, no_face 0, unreadable 1, rejected 0)"
     assert f"6 rows from 6 frames of 4 inputs {tally}" in err
     table = pd.read_csv(out, keep_default_na=False)
+    numbers = re.findall(r"(?<![\w.])\d+\.\d+", out.read_text())
+    digits = [len(n.replace(".", "").lstrip("0")) for n in numbers]
+    assert numbers and max(digits) <= 7  # 7 significant digits, not 17
     assert list(table.frame) == [0, 0, 0, 4, 8, 0] and len(table.columns) == 13 + 3 * 8
     assert set(table.model_data) == {"real"} and "warning" not in err
     for suffix in (".jsonl", ".parquet"):

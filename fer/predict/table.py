@@ -4,7 +4,8 @@ place when complete (:mod:`fer.atomic`): a failed run leaves no half table under
 stdout each batch of rows is written whole (Ctrl-C waits for the write to end), so an
 interrupted table ends with a complete row.
 
-In CSV, a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a
+In CSV, numbers carry 7 significant digits (a probability to within 5e-8), and a text cell that
+starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return (a
 file named ``=HYPERLINK(...).jpg``) is written with a leading ``'``, so that a spreadsheet shows
 it as text rather than running it as a formula; JSON lines and Parquet keep every value as is.
 """
@@ -46,10 +47,15 @@ def table_format(path: Path | None) -> str:
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
 
+CSV_FLOAT = ".7g"  # CSV numbers: 7 significant digits (JSON lines and Parquet keep all)
+
+
 def _cell(value):
-    """A CSV cell: :func:`_plain`, with a text that a spreadsheet would run as a formula
-    quoted by a leading ``'``."""
+    """A CSV cell: :func:`_plain`, a float with :data:`CSV_FLOAT` digits, and a text that a
+    spreadsheet would run as a formula quoted by a leading ``'``."""
     value = _plain(value)
+    if isinstance(value, float):
+        return format(value, CSV_FLOAT)
     if isinstance(value, str) and value.startswith(FORMULA_LEADS):
         return "'" + value
     return value
@@ -129,6 +135,7 @@ class TableWriter:
             "file",
             "status",
             "reason",
+            "model_data",
             *(c for c in self.columns if c.endswith("_label")),
         ):
             frame[name] = frame[name].astype(str)
