@@ -124,3 +124,17 @@ def test_summary_blocks_shape_counts_and_matrices():
     assert kinds["counts_by_status"]["kind"] == "bars" and kinds["counts_by_status"]["total"] == 4
     assert kinds["by_class"]["kind"] == "matrix" and kinds["odd"]["kind"] == "json"
     assert "empty" not in kinds and not math.isnan(kinds["counts_by_status"]["rows"][0][2])
+
+
+def test_a_confusion_difference_is_green_where_the_first_does_better():
+    """One colour, one meaning: a diagonal gain and an off-diagonal loss (a confusion fewer)
+    are both green; a diagonal loss and a confusion more are both red."""
+    from fer.report.figures import difference_figure
+
+    fig = difference_figure(["happy", "sad"], [[2, -2], [1, -1]])
+    cells = {(k // 2, k % 2): c for k, c in enumerate(fig["cells"])}
+    green = {cells[0, 0]["fill"], cells[0, 1]["fill"]}  # +2 right, 2 confusions fewer
+    red = {cells[1, 1]["fill"], cells[1, 0]["fill"]}  # 1 right fewer, 1 confusion more
+    assert len(green) == 1 and len(red) == 1 and green != red
+    assert [cells[0, 1]["pct"], cells[1, 0]["pct"]] == ["−2", "+1"]  # the signed counts
+    assert cells[0, 0]["better"] > 0 and cells[0, 1]["better"] > 0 and cells[1, 0]["better"] < 0

@@ -69,13 +69,17 @@ def _diverging(v: float) -> str:
 
 
 def difference_figure(classes: list[str], diff: list[list[float]], cell: int = 46) -> dict:
-    """Layout of a difference of two confusion matrices (counts): green where the first has
-    more, red where fewer; the diagonal is what the first gets right more often."""
+    """Layout of a difference of two confusion matrices (counts), coloured by what it means
+    for the first: green where it does better (more right on the diagonal, fewer confusions off
+    it), red where it does worse; the numbers are the signed count differences."""
     fig = confusion_figure(classes, [[abs(v) for v in row] for row in diff], cell)
     peak = max((abs(v) for row in diff for v in row), default=0.0) or 1.0
+    n = len(classes)
     flat = [v for row in diff for v in row]
-    for c, v in zip(fig["cells"], flat, strict=True):
-        c["fill"] = _diverging(v / peak)
+    for k, (c, v) in enumerate(zip(fig["cells"], flat, strict=True)):
+        better = v if k // n == k % n else -v  # a confusion more is worse
+        c["fill"] = _diverging(better / peak)
+        c["better"] = better
         c["ink"] = "#ffffff" if abs(v) / peak > 0.6 else "#1b1b1b"
         c["pct"] = "0" if v == 0 else f"{v:+g}".replace("-", "−")
         c["count"] = ""
