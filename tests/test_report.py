@@ -421,6 +421,8 @@ def test_self_contained_no_external_references(report):
 def test_details_figures_provenance_and_benchmarks(report):
     assert report.count('class="confusion"') == 9  # one per computed cell
     assert report.count('class="curve"') == 4  # loss + accuracy for two models
+    # the last epoch was chosen: its label sits left of its line, inside the plot
+    assert re.search(r'text-anchor="end" font-size="9" fill="#2e7d32">chosen</text>', report)
     assert 'data-label-map="rafdb/sfew"' in report and 'data-label-map="rafdb/jaffe"' in report
     jaffe = report.split('data-label-map="rafdb/jaffe"', 1)[1].split("</div>", 1)[0]
     assert "images excluded (model lacks it)" not in jaffe
