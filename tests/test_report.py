@@ -421,6 +421,7 @@ def test_self_contained_no_external_references(report):
 def test_details_figures_provenance_and_benchmarks(report):
     assert report.count('class="confusion"') == 9  # one per computed cell
     assert report.count('class="curve"') == 4  # loss + accuracy for two models
+    assert 'id="reference"' in report  # RAF-DB cells: the reference's numbers are shown
     # the last epoch was chosen: its label sits left of its line, inside the plot
     assert re.search(r'text-anchor="end" font-size="9" fill="#2e7d32">chosen</text>', report)
     assert 'data-label-map="rafdb/sfew"' in report and 'data-label-map="rafdb/jaffe"' in report
@@ -476,6 +477,10 @@ def test_cli_writes_file_and_reports_bad_input(tmp_path, capsys):
     ]
     assert main(argv) == 0
     assert "<title>T&lt;i&gt;</title>" in out.read_text()
+    assert main(argv) == 0 and "warning" not in capsys.readouterr().err  # the same config again
+    assert main([*argv[:-1], "another"]) == 0  # another config's report over it: said
+    err = capsys.readouterr().err
+    assert "warning: " in err and "held the report of 'T<i>'; it now holds 'another'" in err
     bad = tmp_path / "results" / "rafdb" / "rafdb_roi.json"
     bad.write_text('{"accuracy": 0.5}')
     assert fer_main(["report", *argv]) == 2

@@ -93,7 +93,10 @@ def test_single_cell_plans_exactly_its_chain():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("foo=1", ["--config: foo: unknown key; known: title, datasets, train_on, targets, seeds"]),
+        (
+            "foo=1",
+            ["--config: foo: unknown key; known: title, report, datasets, train_on, targets"],
+        ),
         (
             'preprocess={"chip_size": "big"}',
             ["--config: preprocess.chip_size: 'big' is not of type 'integer'"],
@@ -321,6 +324,7 @@ def test_demo_generator_is_deterministic(tmp_path):
 def test_demo_workflow_runs_end_to_end(demo_run):
     report = (demo_run / "reports" / "all.html").read_text()
     assert "SYNTHETIC" in report.upper()
+    assert 'id="reference"' not in report  # no paper data set: no published numbers
     # 3 test subjects: the sign-flip test cannot go below p = 0.25, and the report says so
     assert 'data-p-floor="0.25"' in report and "with 3 subjects no p below 0.25" in report
     # its head: the command that made it and the time its jobs took
@@ -372,7 +376,7 @@ def test_demo_goes_through_the_in_the_wild_code_path(demo_run):
 
 
 def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
-    r = smk("-n", "reports/all.html", "--configfile=config/ckplus48.yaml")
+    r = smk("-n", "reports/ckplus48.html", "--configfile=config/ckplus48.yaml")
     assert r.returncode == 0, r.stderr
     assert job_counts(r.stdout) == {
         "build_manifest": 2,

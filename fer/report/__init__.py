@@ -10,6 +10,9 @@ JavaScript. Python API: :func:`build_report` (returns the HTML) and :func:`main`
 from __future__ import annotations
 
 import argparse
+import re
+import sys
+from html import unescape
 from pathlib import Path
 
 from fer import cliargs
@@ -86,6 +89,20 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+TITLE_META = re.compile(r'<meta name="fer-title" content="([^"]*)">')
+
+
+def made_under(path: str | Path) -> str | None:
+    """The title a report already at ``path`` was made under (None: no fer report there)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return None
+    found = TITLE_META.search(head)
+    return unescape(found.group(1)) if found else None
+
+
 def _existing(paths: list[str], what: str) -> list[Path]:
     for p in paths:
         if not Path(p).is_file():
@@ -143,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         title=args.title,
         command=args.command,
     )
+    replaced = made_under(args.out)
+    if replaced is not None and replaced != args.title:
+        print(
+            f"warning: {args.out} held the report of {replaced!r}; it now holds {args.title!r} "
+            "(give each config its own `report:` path to keep both)",
+            file=sys.stderr,
+        )
     write_text(args.out, html)
     print(f"wrote {args.out} ({len(html.encode('utf-8')) // 1024} KiB)")
     return 0

@@ -373,6 +373,7 @@ def build_context(cells, histories, prepared, benchmarks, config, title, command
             if isinstance(config_data.get("train"), dict)
             else None
         ),
+        "paper": any(v.ref is not None for v in views),  # a cell the reference published
         "reference": tables.reference(),
         "reference_rows": tables.reference_rows(),
     }

@@ -11,7 +11,7 @@ CHECKPOINT, HISTORY, RUN = (
 FUSION_JSON = "models/{dataset}/{replicate}fusion.json"
 RECORD = "results/{dataset}/{replicate}predictions/{target}.npz"
 RESULT = "results/{dataset}/{target}_{arch}.json"
-REPORT = "reports/all.html"
+REPORT = config["report"]  # reports/all.html unless the config names its own
 
 # What names one job of each rule: its log is logs/<rule>/<this>.log, its benchmark (for the
 # rules that have one) benchmarks/<rule>/<this>.tsv, which the report reads back by rule.
@@ -23,7 +23,7 @@ JOB_NAMES = {
     "pair_models": "{dataset}/{replicate}fusion",
     "infer_record": "{dataset}/{replicate}{target}",
     "evaluate_cell": "{dataset}/{target}_{arch}",
-    "render_report": "all",
+    "render_report": Path(REPORT).stem,  # all, or the config's own report's name
 }
 LOGS = {rule: f"logs/{rule}/{name}.log" for rule, name in JOB_NAMES.items()}
 BENCHMARKS = {rule: f"benchmarks/{rule}/{name}.tsv" for rule, name in JOB_NAMES.items()}
