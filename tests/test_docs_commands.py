@@ -22,7 +22,7 @@ import yaml
 from tests.conftest import BIN, REPO, smk
 
 DOCS = [REPO / "README.md", REPO / "config" / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-COMMENTED = [REPO / "workflow" / "Snakefile", *sorted((REPO / "config").glob("*.yaml"))]
+COMMENTED = [REPO / "workflow" / "Snakefile", *sorted((REPO / "config").rglob("*.yaml"))]
 FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```", re.S | re.M)
 
 
