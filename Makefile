@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 report: $(STAMP)
 	$(BIN)/snakemake reports/all.html --cores $(CORES) --resources gpu=1
 
-dry-run: $(STAMP)
-	$(BIN)/snakemake -n reports/all.html
-	$(BIN)/snakemake -n --configfile=config/paper.yaml reports/all.html
+dry-run: $(STAMP)  # the plans' job counts and reasons (every job's detail: snakemake -n TARGET)
+	$(BIN)/snakemake -n --quiet rules -- reports/all.html
+	$(BIN)/snakemake -n --quiet rules --configfile=config/paper.yaml -- reports/all.html
 
 # Rewrite the generated parts of the docs (config/README.md's recipe table).
 docs: $(STAMP)

@@ -94,6 +94,7 @@ def test_rows_columns_statuses_and_fusion(pair, inputs):
     found = table[table.status.isin(["ok", "no_roi", "no_face"])]
     assert len(found) == 16 and (table.status == "ok").sum() >= 14
     assert table.loc[0, "status"] == "ok" and table.loc[0, "score"] > 0.99
+    assert table.loc[0, "file"] == "<array 0>"
     x1, y1, x2, y2 = table.loc[0, ["x1", "y1", "x2", "y2"]]
     assert 150 < x1 < 200 and 60 < y1 < 110 and 250 < x2 < 290 and 150 < y2 < 200
     for arch in ("global", "fused"):
@@ -112,7 +113,7 @@ def test_rows_columns_statuses_and_fusion(pair, inputs):
     assert unreadable.fused_label.eq("").all() and unreadable.global_p_happy.isna().all()
 
 
-def test_all_faces_and_the_largest_first(pair):
+def test_all_faces_and_the_largest_first(pair, tmp_path):
     from PIL import Image
 
     face = Image.fromarray(skdata.astronaut()).crop((120, 30, 330, 240))
@@ -126,6 +127,13 @@ def test_all_faces_and_the_largest_first(pair):
     largest = Predictor.from_dir(pair, device="cpu", progress=False).predict(np.asarray(both))
     assert len(largest) == 1
     pd.testing.assert_frame_equal(largest, every.iloc[:1])
+    from fer.predict.sources import in_memory_name
+
+    both.save(tmp_path / "both.png")  # a PIL image is named by its file, or as one
+    assert in_memory_name(Image.open(tmp_path / "both.png"), 3) == str(tmp_path / "both.png")
+    assert (
+        in_memory_name(both, 3) == "<PIL image 3>" and in_memory_name(np.zeros(2), 3) == "<array 3>"
+    )
 
 
 def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):

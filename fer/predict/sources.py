@@ -39,7 +39,7 @@ VIDEO_SUFFIXES = frozenset(
 
 @dataclass
 class Frame:
-    """One picture to predict on: its ``source`` (the path, or ``<array N>``), frame number
+    """One picture to predict on: its ``source`` (the path, or :func:`in_memory_name`), frame number
     (0 for a still) and time in seconds (NaN for a still), the RGB ``image`` or None and why."""
 
     source: str
@@ -94,7 +94,16 @@ def frames(inputs: Iterable, sampling: Sampling = Sampling()) -> Iterator[Frame]
                 frame.name = name
                 yield frame
         else:
-            yield _picture(item, f"<array {n}>", sampling)
+            yield _picture(item, in_memory_name(item, n), sampling)
+
+
+def in_memory_name(item, n: int) -> str:
+    """The ``file`` of a picture given in memory: a PIL image's own file where it was opened
+    from one, else ``<PIL image N>`` or ``<array N>`` (N: its place among the inputs, from 0)."""
+    name = getattr(item, "filename", "")  # PIL records the file an image was opened from
+    if isinstance(name, str) and name:
+        return name
+    return f"<{'PIL image' if hasattr(item, 'getbands') else 'array'} {n}>"
 
 
 def _picture(item, name: str, sampling: Sampling) -> Frame:
