@@ -141,4 +141,5 @@ def test_under_log_each_epoch_reaches_the_terminal_prefixed_by_the_log(tmp_path)
         f"{log}: epoch 2/2",
     ]
     assert shown[-1].startswith(f"{log}: wrote {tmp_path / 'g.pt'}")
-    assert "epoch 2/2" in log.read_text() and len(shown) == 3  # no bars, no warnings
+    assert shown[0].startswith(f"{log}: precision ")  # fp32 or bf16, and why
+    assert "epoch 2/2" in log.read_text() and len(shown) == 4  # no bars, no warnings
