@@ -300,6 +300,35 @@ def test_prediction_equals_prepare_then_evaluate(pair, shared_data, tmp_path):
     assert np.abs(p_r - softmax(z_r[has])).max() < 1e-5
 
 
+def test_the_readmes_onnxruntime_snippet_scores_faces_as_fer_predict_does(pair, inputs, tmp_path):
+    """README "Use the models": the onnxruntime snippet, run as written (paths swapped for this
+    test's), gives for every face of Predictor.crops the probabilities fer predict gives."""
+    pytest.importorskip("onnxruntime")
+    from tests.conftest import REPO
+
+    folder = tmp_path / "m"
+    shutil.copytree(pair, folder)
+    assert fer_main(["export", "--models", str(folder), "--format", "onnx"]) == 0
+    readme = (REPO / "README.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "ort." in b)
+    pictures = [str(p) for p in inputs["happy"]] + [str(inputs["ckplus"])]
+    code = snippet.replace('"models/demo', f'"{folder}').replace('["photo.jpg"]', repr(pictures))
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own snippet
+    rows, crops, z_fused = scope["rows"], scope["crops"], scope["z_fused"]
+    assert len(rows) >= 2 and set(rows.status) == {"ok"} and len(z_fused) == len(rows)
+    assert crops["face"].shape[1:] == (3, 48, 48) and crops["eye"].shape[1:] == (3, 24, 24)
+    assert (
+        crops["face"].dtype == np.float32 and 0 <= crops["face"].min() <= crops["face"].max() <= 1
+    )
+    table = rows[[f"fused_p_{c}" for c in SEVEN]].to_numpy(dtype=float)
+    assert np.abs(softmax(z_fused) - table).max() < 1e-4
+    empty_rows, empty = Predictor.from_dir(folder, device="cpu").crops(
+        str(inputs["mixed"] / "notes.txt")
+    )
+    assert len(empty_rows) == 0 and empty["face"].shape == (0, 3, 48, 48)
+
+
 def test_models_trained_on_synthetic_pictures_warn_once_and_say_so_in_the_table(
     inputs, tmp_path, capsys
 ):

@@ -75,6 +75,15 @@ def _heap_trimmer() -> Callable[[], object] | None:
 _TRIM = _heap_trimmer()
 
 
+def _listed(inputs) -> Iterable:
+    """One input (a path, a picture) as a list of one; a list or other iterable as it is."""
+    if isinstance(inputs, str | Path) or not isinstance(inputs, Iterable):
+        return [inputs]
+    if isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3):
+        return [inputs]
+    return inputs
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax of logits, in float64."""
     z = np.asarray(z, dtype=np.float64)
@@ -182,12 +191,40 @@ class Predictor:
     def predict(self, inputs) -> pd.DataFrame:
         """One row per face of every input (a path, folder, PIL image or array, or a list of
         them); see the module docstring for the columns."""
-        if isinstance(inputs, str | Path) or not isinstance(inputs, Iterable):
-            inputs = [inputs]
-        elif isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3):
-            inputs = [inputs]
-        rows = [row for result in self.results(inputs) for row in result.rows]
+        rows = [row for result in self.results(_listed(inputs)) for row in result.rows]
         return pd.DataFrame(rows, columns=self.columns)
+
+    def crops(self, inputs) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """What the graph of ``fer export`` takes, for every face of ``inputs`` that has its
+        three ROIs (status ``ok``): their rows (as :meth:`predict` gives them) and
+        ``{"face", "eye", "nose", "mouth"}`` (``face`` alone for a Global Net alone): float32
+        N×3×S×S RGB in [0, 1] at the checkpoints' input sizes, resized exactly as the models
+        here see them (normalisation is inside the graph). ``session.run(None, crops)`` of the
+        exported ONNX file then gives these rows' logits."""
+        import torch
+
+        from fer.models.transforms import to_float
+
+        kept = [
+            (row, face)
+            for result in self.results(_listed(inputs))
+            for row, face in zip(result.rows, result.faces, strict=False)
+            if face.rois is not None
+        ]
+        meta = next(iter(self.models.checkpoints.values())).meta
+        sides = {"face": int(meta["face_size"]), **dict.fromkeys(ROI_NAMES, int(meta["roi_size"]))}
+        names = ["face", *(ROI_NAMES if self.models.roi_ck is not None else ())]
+
+        def batch(name: str) -> np.ndarray:
+            k = ROI_NAMES.index(name) if name in ROI_NAMES else None
+            arrays = [face.chip if k is None else face.rois[k] for _, face in kept]
+            if not arrays:
+                return np.zeros((0, 3, sides[name], sides[name]), np.float32)
+            x = to_float(torch.from_numpy(np.stack(arrays)), sides[name], channels_last=False)
+            return x.numpy().astype(np.float32, copy=False)
+
+        rows = pd.DataFrame([row for row, _ in kept], columns=self.columns)
+        return rows, {name: batch(name) for name in names}
 
     def results(self, inputs: Iterable, on_frame: Callable | None = None) -> Iterator[Result]:
         """A :class:`Result` per frame of ``inputs``, in input order, batch by batch."""
