@@ -482,3 +482,16 @@ def test_a_training_jobs_runtime_follows_its_recipe(tmp_path):
     assert set(base) == {"global", "roi"} and base["roi"] > base["global"]  # the heavier net
     assert 5 * base["global"] < longer["global"] <= 10 * base["global"]
     assert longer["roi"] == base["roi"]
+
+
+def test_a_report_whose_inputs_were_deleted_says_how_to_rebuild(tmp_path):
+    """Snakemake keeps an existing report whose results and models were deleted since; the plan
+    says so, and that --forcerun render_report rebuilds them."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "all.html").write_text("<html></html>")
+    r = smk("-n", "reports/all.html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if ln.startswith("note: reports/all.html exists")]
+    assert len(notes) == 1 and "--forcerun render_report" in notes[0], r.stderr
+    assert "files it was made from are gone (e.g. results/demo/demo_" in notes[0]

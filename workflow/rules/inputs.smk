@@ -94,6 +94,24 @@ def pair_inputs(wildcards):
 PLANNED_AT = time.time()
 
 
+def note_a_report_without_its_inputs():
+    """At planning: Snakemake keeps a report that exists even when files it was made from were
+    deleted since (it rebuilds what a target needs only where the target is missing or older
+    than an input that is there); say so, and how to rebuild."""
+    page = Path(REPORT)
+    if not page.is_file():
+        return
+    made_from = [*all_results(), *histories(), *predictors()]
+    gone = [path for path in made_from if not Path(path).exists()]
+    if gone:
+        print(
+            f"note: {REPORT} exists but {len(gone)} of the files it was made from are gone "
+            f"(e.g. {gone[0]}); Snakemake keeps the report as it is: add --forcerun "
+            "render_report to rebuild them and it",
+            file=sys.stderr,
+        )
+
+
 def say_where_the_report_is():
     """onsuccess: the report's path, when this run (re)wrote it."""
     page = Path(REPORT)

@@ -28,3 +28,6 @@ rule render_report:
         " --prepared-summaries {input.summaries} --benchmarks $(ls {params.benchmarks} 2>/dev/null)"
         ' --config {params.config:q} --title {params.title:q} --command "$FER_COMMAND"'
         " --out {output}"
+
+
+note_a_report_without_its_inputs()
