@@ -392,6 +392,27 @@ def test_small_pictures_are_drawn_enlarged_with_the_label_inside():
     )
 
 
+def test_no_face_on_small_pictures_suggests_detector_none(pair, tmp_path, capsys):
+    """48-px pictures where MTCNN finds no face: the run ends with one note pointing at
+    --detector none; with it, each whole picture is the face and no note is printed."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        noise = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(tmp_path / f"crop{i}.png")
+    files = sorted(str(p) for p in tmp_path.glob("crop*.png"))
+    common = ["--models", str(pair), "--device", "cpu", "--no-progress", "--out"]
+    assert fer_main(["predict", *files, *common, str(tmp_path / "a.csv")]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and "no face found on 3 pictures" in notes[0]
+    assert "--detector none" in notes[0]
+    args = [*files, "--detector", "none", *common, str(tmp_path / "b.csv")]
+    assert fer_main(["predict", *args]) == 0
+    assert "note: " not in capsys.readouterr().err
+    assert set(pd.read_csv(tmp_path / "b.csv").status) <= {"ok", "no_roi"}
+
+
 def test_export_graphs_match_eager_mode(pair, tmp_path):
     pytest.importorskip("onnxruntime")
     from fer.predict.export import TOLERANCE, graph_inputs

@@ -14,6 +14,8 @@ from fer.paths import real, writable_out
 from fer.predict.sources import Sampling
 from fer.preprocess.detect import DETECTORS
 
+CROP_SIDE = 96  # a picture this small is likely a face crop already (FER2013: 48, CK+48: 48)
+
 EPILOG = """Statuses: ok (a face and its ROIs: every arch), no_roi (a face without usable
 ROIs: global, and fused = global), no_face (no face found: global on the whole frame, as
 evaluation scores such pictures), unreadable (the reason says why), rejected (too small, too
@@ -129,11 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     print(models.describe(), file=sys.stderr)
     annotator = Annotator(args.annotate, predictor.archs[-1]) if args.annotate else None
     counts, sources, start = Counter(), set(), time.perf_counter()
+    small_misses = 0  # no face found on a picture that may be a face crop already
     try:
         with TableWriter(args.out, predictor.columns) as table:
             for result in predictor.results(args.paths):
                 table.write(result.rows)
                 counts.update(row["status"] for row in result.rows)
+                image = result.frame.image
+                if image is not None and min(image.shape[:2]) <= CROP_SIDE:
+                    small_misses += sum(row["status"] == "no_face" for row in result.rows)
                 sources.add(result.frame.source)
                 if annotator is not None:
                     annotator.add(result)
@@ -154,4 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if annotator is not None:
         print(f"{len(annotator.written)} annotated files in {args.annotate}", file=sys.stderr)
+    if predictor.detector != "none" and small_misses >= max(1, 0.05 * t.frames):
+        print(
+            f"note: no face found on {small_misses} pictures of at most {CROP_SIDE} px a side; "
+            f"if they are face crops already (as FER2013's 48 px), --detector none takes each "
+            "whole picture as the face",
+            file=sys.stderr,
+        )
     return 0
