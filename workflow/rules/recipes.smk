@@ -168,4 +168,9 @@ def stop_without_imagenet():
 
 
 if workflow.is_main_process and (missing := imagenet_missing()):
-    print(f"note: {missing}; a run stops there, before its first job", file=sys.stderr)
+    # the config's models, whatever the targets (planning does not know them yet); the check
+    # before the first job (onstart) looks at the jobs about to run only
+    print(
+        f"note: {missing}; a run that trains one of them stops before its first job",
+        file=sys.stderr,
+    )
