@@ -132,7 +132,7 @@ def schema_problems(cfg: dict, schema: dict) -> list[tuple[tuple, str]]:
     return out
 
 
-def _recipe(cfg: dict, dataset: str, model: str) -> dict:
+def merged_recipe(cfg: dict, dataset: str, model: str) -> dict:
     """defaults, then defaults_<model>, then recipes.<dataset>.<model> (the workflow's merge)."""
     train = cfg.get("train") or {}
     merged = {**(train.get("defaults") or {}), **(train.get(f"defaults_{model}") or {})}
@@ -195,7 +195,7 @@ def rule_problems(cfg: dict, recipes: bool = True) -> list[tuple[tuple, str]]:
             continue
         seeds = datasets[name].get("seeds") or cfg.get("seeds") or [None]
         for model in MODELS:
-            recipe = _recipe(cfg, name, model)
+            recipe = merged_recipe(cfg, name, model)
             where = ("train", "recipes", name, model)
             source = recipe.get("init_from")
             if source is not None:
@@ -253,11 +253,11 @@ def _recipe_problems(cfg: dict) -> list[tuple[tuple, str]]:
         layers.append(
             (
                 ("train", f"defaults_{model}"),
-                _recipe({"train": {**train, "recipes": {}}}, "", model),
+                merged_recipe({"train": {**train, "recipes": {}}}, "", model),
             )
         )
     layers += [
-        (("train", "recipes", name, model), _recipe(cfg, name, model))
+        (("train", "recipes", name, model), merged_recipe(cfg, name, model))
         for name in cfg["train_on"]
         for model in MODELS
     ]

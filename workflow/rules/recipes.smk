@@ -9,10 +9,7 @@ from fer.train import estimate
 
 def merged_recipe(dataset, model):
     """defaults, then defaults_<model>, then recipes.<dataset>.<model>: later keys win."""
-    train = config["train"]
-    merged = {**train["defaults"], **train[f"defaults_{model}"]}
-    merged.update(train["recipes"].get(dataset, {}).get(model, {}))
-    return merged
+    return check_config.merged_recipe(config, dataset, model)
 
 
 def recipe(dataset, model, seed=None):
