@@ -72,4 +72,8 @@ HISTORY_COLUMNS = (
     "validated_on",
 )
 MODELS = ("global", "roi")  # the trained networks; the table's columns add "fused"
+# training's augmentation chains (fer.train.augment) and the test-time views a checkpoint is
+# scored on (fer.models.tta; recorded in its meta as "tta")
+AUGMENTATIONS = ("reference", "standard", "none")
+TTA_MODES = ("none", "flip")
 ARCHS = (*MODELS, "fused")

@@ -29,7 +29,7 @@ TINY = {  # every set's recipe unless its own says otherwise
     "samples_per_class": 12,
     "face_size": 32,
     "roi_size": 16,
-    "augment": False,
+    "augment": "none",
     "weights": "none",
     "workers": 0,
 }

@@ -329,6 +329,43 @@ def test_the_readmes_onnxruntime_snippet_scores_faces_as_fer_predict_does(pair, 
     assert len(empty_rows) == 0 and empty["face"].shape == (0, 3, 48, 48)
 
 
+def test_flip_tta_checkpoints_score_alike_in_predict_and_export(inputs, tmp_path):
+    """A pair recorded with ``tta: flip``: the exported graph's logits are the mean of each net's
+    logits on the crops and on their mirror images, and fer predict's table is their softmax
+    (fer infer scores through the same function, fer.models.inference.model_logits)."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from fer.models.transforms import normalize
+    from fer.predict.export import TOLERANCE
+
+    plain, flip = make_pair(tmp_path / "plain"), make_pair(tmp_path / "flip", tta="flip")
+    assert fer_main(["export", "--models", str(flip), "--format", "onnx"]) == 0
+    spec = json.loads((flip / "fused.onnx.json").read_text())
+    assert spec["tta"] == {"global": "flip", "roi": "flip"}
+    assert spec["max_abs_diff_vs_eager"] <= TOLERANCE
+    pictures = [str(p) for p in inputs["happy"]] + [str(inputs["ckplus"])]
+    rows, crops = Predictor.from_dir(flip, device="cpu").crops(pictures)
+    assert len(rows) >= 2
+    z = ort.InferenceSession(str(flip / "fused.onnx")).run(None, crops)
+    models = load_models(plain)  # the same weights, no test-time views recorded
+    x = {k: normalize(torch.from_numpy(v)) for k, v in crops.items()}
+    mirror = {k: v.flip(-1) for k, v in x.items()}
+    g, r = models.global_ck.model.eval(), models.roi_ck.model.eval()
+    with torch.no_grad():
+        z_g = (g(face=x["face"]) + g(face=mirror["face"])) / 2
+        z_r = (r(**x)[0] + r(**mirror)[0]) / 2
+    z_f = models.fusion.combine(z_r, z_g)
+    for got, want in zip(z, (z_g, z_r, z_f), strict=True):
+        assert np.abs(got - want.numpy()).max() <= TOLERANCE
+    for arch, logits in (("global", z_g), ("roi", z_r), ("fused", z_f)):
+        table = rows[[f"{arch}_p_{c}" for c in SEVEN]].to_numpy(dtype=float)
+        assert np.abs(softmax(logits.numpy()) - table).max() < 1e-4, arch
+    unflipped, _ = Predictor.from_dir(plain, device="cpu").crops(pictures)
+    cols = [f"fused_p_{c}" for c in SEVEN]
+    assert np.abs(unflipped[cols].to_numpy(float) - rows[cols].to_numpy(float)).max() > 1e-3
+
+
 def test_models_trained_on_synthetic_pictures_warn_once_and_say_so_in_the_table(
     inputs, tmp_path, capsys
 ):

@@ -240,7 +240,7 @@ def test_kfold_and_bce_paths_run(fake_prepared, tmp_path):
                 loss="bce",
                 max_steps_per_epoch=2,
                 face_size=24,
-                augment=False,
+                augment="none",
             )
         )
         == 0
@@ -311,7 +311,7 @@ def test_compiled_training_gives_the_eager_losses(prepared, tmp_path):
     six). The Global Net only: the Global-ROI Net compiles for 5 minutes on 2 cores (the GPU
     check, benchmarks/gpu_check.sh, compiles both)."""
     arch = "global"
-    same = {"epochs": 1, "lr": 1e-3, "amp": "none", "augment": False, "max_steps_per_epoch": 2}
+    same = {"epochs": 1, "lr": 1e-3, "amp": "none", "augment": "none", "max_steps_per_epoch": 2}
     eager, fast = tmp_path / "eager.pt", tmp_path / "compiled.pt"
     assert T.main(train_args(prepared, eager, arch, **same)) == 0
     assert T.main(train_args(prepared, fast, arch, compile="default", **same)) == 0
@@ -320,3 +320,50 @@ def test_compiled_training_gives_the_eager_losses(prepared, tmp_path):
             assert float(b[k]) == pytest.approx(float(a[k]), rel=1e-4), (k, a, b)
     run = json.loads(fast.with_suffix(".run.json").read_text())
     assert run["recipe"]["compile"] == "default"
+
+
+MODERN = {  # every recipe option of issue 28 at once
+    "optimizer": "adamw",
+    "lr": 0.003,
+    "weight_decay": 0.05,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "augment": "standard",
+    "mixup_alpha": 0.4,
+    "cutmix_alpha": 1.0,
+    "ema_decay": 0.9,
+    "tta": "flip",
+}
+
+
+def test_modern_options_resume_mid_run_to_the_same_weights(prepared, tmp_path, monkeypatch):
+    """AdamW, cosine after warm-up, the standard chain, MixUp / CutMix, an EMA and flip TTA: a
+    run stopped after its first epoch resumes to the weights and metrics of one that was not,
+    and the checkpoint records the recipe and its test-time views."""
+    from fer.train import loop
+
+    full = tmp_path / "full" / "global.pt"
+    assert T.main(train_args(prepared, full, **MODERN)) == 0
+    cut = tmp_path / "cut" / "global.pt"
+    real, calls = loop.evaluate, []
+
+    def stop_in_epoch_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("stopped in epoch 2")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", stop_in_epoch_two)
+    with pytest.raises(RuntimeError, match="stopped in epoch 2"):
+        T.main(train_args(prepared, cut, **MODERN))
+    monkeypatch.setattr(loop, "evaluate", real)
+    assert T.main(train_args(prepared, cut, **MODERN)) == 0
+    assert json.loads(cut.with_suffix(".run.json").read_text())["resumed_from_epoch"] == 1
+    assert metrics(cut) == metrics(full)
+    (a, meta), (b, _) = load_checkpoint(full), load_checkpoint(cut)
+    for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y), k
+    assert meta["tta"] == "flip" and meta["recipe"]["schedule"] == "cosine"
+    steps = -(-24 * 7 // 16)  # samples_per_class × classes in batches of 16: 11 steps an epoch
+    lrs = [float(r["lr"]) for r in history(full)]  # each epoch's first step
+    assert lrs == pytest.approx([0.003 / steps, 0.003, 0.0015])  # warm-up, then cosine

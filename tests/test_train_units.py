@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fer.errors import FerError
 from fer.models import transforms as T
@@ -53,28 +56,27 @@ def test_flip_and_affine_identity_cases():
     assert torch.equal(same, x)
 
 
+def _shift(src: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``src`` (C×H×W) moved by whole pixels, zeros filling what comes in."""
+    h, w = src.shape[-2:]
+    out = torch.zeros_like(src)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[:, yd, xd] = src[:, ys, xs]
+    return out
+
+
+def _shifts(reach: int):
+    return [(dy, dx) for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)]
+
+
 def test_affine_translation_is_a_whole_pixel_shift_with_zero_fill():
     x = T.to_float(_batch(n=8, size=20), 20) + 0.01  # no true zeros in the input
     out = A.random_affine(
         x, torch.Generator().manual_seed(3), p=1.0, degrees=0.0, translate=0.2, scale=(1.0, 1.0)
     )
     for img, src in zip(out, x, strict=True):
-        found = False
-        for dy in range(-4, 5):
-            for dx in range(-4, 5):
-                shifted = torch.zeros_like(src)
-                ys, yd = (
-                    (slice(0, 20 - dy), slice(dy, 20))
-                    if dy >= 0
-                    else (slice(-dy, 20), slice(0, 20 + dy))
-                )
-                xs, xd = (
-                    (slice(0, 20 - dx), slice(dx, 20))
-                    if dx >= 0
-                    else (slice(-dx, 20), slice(0, 20 + dx))
-                )
-                shifted[:, yd, xd] = src[:, ys, xs]
-                found |= torch.equal(shifted, img)
+        found = any(torch.equal(_shift(src, dy, dx), img) for dy, dx in _shifts(4))
         assert found, "a translation must move the image by whole pixels, filling zeros"
 
 
@@ -90,6 +92,79 @@ def test_random_erasing_erases_one_rectangle_of_the_reference_area():
         assert 0.02 * 1600 * 0.8 <= area <= 0.25 * 1600 * 1.2
     none = A.random_erasing(x, torch.Generator().manual_seed(0), p=0.0)
     assert torch.equal(none, x)
+
+
+def test_standard_chain_is_flip_then_pad_and_crop_and_differs_from_clean(monkeypatch):
+    """Without its normalisation and erasing, each picture of the standard chain is the clean
+    one or its exact mirror, moved by at most 1/8 of the side with zero fill."""
+    x = _batch(n=16, size=32)
+    clean = T.to_float(x, 32, channels_last=False) + 0.01  # no true zeros in the input
+    gen = torch.Generator().manual_seed(5)
+    full = A.augment(x, 32, gen, channels_last=False, kind="standard")
+    assert not torch.equal(full, T.eval_transform(x, 32, channels_last=False))
+    monkeypatch.setattr(A, "normalize", lambda t: t)
+    monkeypatch.setattr(A, "random_erasing", lambda t, *a, **k: t)
+    monkeypatch.setattr(A, "to_float", lambda *a, **k: clean.clone())
+    out = A.augment(x, 32, torch.Generator().manual_seed(5), channels_last=False, kind="standard")
+    flipped = moved = 0
+    for img, src in zip(out, clean, strict=True):
+        views = [
+            (f, d)
+            for f in (0, 1)
+            for d in _shifts(4)
+            if torch.equal(img, _shift(src.flip(-1) if f else src, *d))
+        ]
+        assert views, "not a whole-pixel shift of the picture or of its mirror"
+        flipped += views[0][0]
+        moved += views[0][1] != (0, 0)
+    assert 0 < flipped < 16 and moved > 8
+    assert torch.equal(A.augment(x, 32, gen, kind="none"), T.eval_transform(x, 32))
+
+
+def _inputs(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "face": torch.rand(n, 3, 16, 16, generator=g),
+        "eye": torch.rand(n, 3, 8, 8, generator=g),
+    }
+
+
+def test_mixup_blends_every_input_and_the_targets_by_one_lam():
+    inputs = _inputs()
+    mixed, lam, perm = A.Mixing(mixup_alpha=0.4).apply(inputs, torch.Generator().manual_seed(1))
+    assert 0 <= lam <= 1 and sorted(perm.tolist()) == list(range(6))
+    for k, x in inputs.items():
+        assert torch.allclose(mixed[k], lam * x + (1 - lam) * x[perm])
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    t = A.Mixing.targets(labels, lam, perm, 3)
+    onehot = F.one_hot(labels, 3).float()
+    assert torch.allclose(t, lam * onehot + (1 - lam) * onehot[perm])
+    assert torch.allclose(t.sum(1), torch.ones(6))
+    again = A.Mixing(mixup_alpha=0.4).apply(inputs, torch.Generator().manual_seed(1))
+    assert again[1] == lam and torch.equal(again[2], perm)  # the generator decides every draw
+
+
+def test_cutmix_pastes_the_same_relative_box_everywhere_with_lam_its_share():
+    inputs = _inputs(n=8)
+    for seed in range(5):
+        mixed, lam, perm = A.Mixing(cutmix_alpha=1.0).apply(
+            inputs, torch.Generator().manual_seed(seed)
+        )
+        shares = {}
+        for k, x in inputs.items():
+            inside = (mixed[k] != x).any(1).any(0)  # H×W: where partners' pixels landed
+            rows, cols = inside.any(1), inside.any(0)
+            assert torch.equal(inside, rows[:, None] & cols[None, :])  # one rectangle
+            assert torch.equal(mixed[k][..., inside], x[perm][..., inside])
+            assert torch.equal(mixed[k][..., ~inside], x[..., ~inside])
+            shares[k] = (rows.float().mean().item(), cols.float().mean().item())
+        face_area = shares["face"][0] * shares["face"][1]
+        assert lam == pytest.approx(1 - face_area)
+        for got, want in zip(shares["eye"], shares["face"], strict=True):
+            assert got == pytest.approx(want, abs=1 / 8)  # the same relative box, ±1 pixel
+    both = A.Mixing(mixup_alpha=0.2, cutmix_alpha=1.0)
+    kinds = {both.draw(4, torch.Generator().manual_seed(s))[0] for s in range(12)}
+    assert kinds == {"mixup", "cutmix"}
 
 
 def test_color_jitter_brightness_range():
@@ -243,3 +318,75 @@ def test_precision_forced_or_chosen_from_the_device(monkeypatch):
     assert resolve("auto", torch.device("meta")).name == "fp32"  # nothing known: fp32
     with pytest.raises(ValueError, match="auto, bf16 or none"):
         resolve("fp16", cpu)
+
+
+def _lrs(spe: int, **recipe) -> list[float]:
+    """The learning rate of every training step of a recipe with ``spe`` steps per epoch."""
+    from fer.train.loop import build_scheduler
+
+    r = Recipe.from_dict({"epochs": 4, "lr": 0.1, **recipe})
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=r.lr)
+    sched = build_scheduler(opt, r, spe)
+    out = []
+    for _ in range(r.epochs * spe):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_multistep_per_step_keeps_the_reference_epoch_values():
+    lrs = _lrs(5, milestones=[1, 3], gamma=0.1)
+    want = [0.1] * 5 + [0.01] * 10 + [0.001] * 5  # MultiStepLR stepped once per epoch
+    assert lrs == pytest.approx(want, rel=1e-9)
+
+
+def test_cosine_with_warm_up_follows_the_curve():
+    lrs = _lrs(5, schedule="cosine", warmup_epochs=1)
+    warm = [0.1 * (0.2 + 0.8 * i / 5) for i in range(5)]  # LinearLR from lr / 5 steps
+    cos = [0.1 * (1 + math.cos(math.pi * t / 15)) / 2 for t in range(15)]
+    assert lrs == pytest.approx(warm + cos, rel=1e-6)
+
+
+def test_onecycle_peaks_at_lr_after_the_warm_up():
+    lrs = _lrs(5, schedule="onecycle", warmup_epochs=1)
+    assert lrs[0] == pytest.approx(0.1 / 25) and max(lrs) == pytest.approx(0.1)
+    assert lrs.index(max(lrs)) == 4 and lrs[-1] < 1e-4  # the peak ends the first epoch
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+
+
+def test_ema_is_the_running_average_of_every_step_s_weights():
+    """train_one_epoch updates the EMA after every optimizer step: BatchNorm buffers too."""
+    from fer.models import create_model
+    from fer.train.loop import Criterion, Step, build_ema, train_one_epoch
+
+    recipe = Recipe.from_dict({"ema_decay": 0.75, "augment": "none"})
+    torch.manual_seed(0)
+    model = create_model("global", 3, 32, 16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    snaps = []
+    real_step = opt.step
+
+    def step_and_snap(*a, **k):
+        out = real_step(*a, **k)
+        snaps.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return out
+
+    opt.step = step_and_snap
+    g = torch.Generator().manual_seed(0)
+    batches = [
+        {"face": _batch(n=6, size=32, seed=i), "label": torch.randint(3, (6,), generator=g)}
+        for i in range(4)
+    ]
+    ema = build_ema(model, recipe)
+    step = Step(torch.device("cpu"), (32, 16), channels_last=False, augment="none")
+    train_one_epoch(model, Criterion(recipe), opt, batches, step, 1, None, ema=ema)
+    assert len(snaps) == 4
+    hand = snaps[0]
+    for s in snaps[1:]:
+        hand = {k: 0.75 * hand[k] + 0.25 * v if v.is_floating_point() else v for k, v in s.items()}
+    got = ema.module.state_dict()
+    for k, v in hand.items():
+        if v.is_floating_point():
+            assert torch.allclose(got[k], v, atol=1e-6), k
+    assert not torch.allclose(got["fc.weight"], model.state_dict()["fc.weight"])

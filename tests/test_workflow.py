@@ -184,6 +184,24 @@ def test_a_changed_setting_changes_the_commands_of_only_the_jobs_it_affects(tmp_
             "minimum of 8",
         ),
         (
+            "warmup_epochs",
+            40,
+            "config error: edited.yaml:LINE: train.defaults: recipe key 'warmup_epochs' is 40; "
+            "expected fewer than epochs (20)",
+        ),
+        (
+            "ema_decay",
+            1.0,
+            "config error: edited.yaml:LINE: train.defaults.ema_decay: 1.0 is greater than or "
+            "equal to the maximum of 1",
+        ),
+        (
+            "augment",
+            True,
+            "config error: edited.yaml:LINE: train.defaults.augment: True is not one of "
+            "['reference', 'standard', 'none']",
+        ),
+        (
             "workers",
             -1,
             "config error: edited.yaml:LINE: train.defaults.workers: -1 is less than the "

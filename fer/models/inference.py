@@ -62,6 +62,13 @@ class Checkpoint:
         return Normalisation.from_meta(self.meta)
 
     @property
+    def tta(self) -> str:
+        """The test-time views its logits are taken on (:mod:`fer.models.tta`)."""
+        from fer.models.tta import of
+
+        return of(self.meta, str(self.path))
+
+    @property
     def global_input(self) -> str:
         """The view the Global Net is scored on: ``aligned`` (the chip) or ``original``."""
         return str(self.meta.get("global_input", "aligned"))
@@ -97,14 +104,16 @@ class Inference:
 
 def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:
     """Logits (n, C) float32 of ``ck`` on ``rows``; ``arrays`` maps forward() argument names to
-    uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used."""
+    uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used, under the
+    checkpoint's test-time views (meta ``tta``)."""
     import torch
     from tqdm import tqdm
 
     from fer.models.transforms import eval_transform
+    from fer.models.tta import logits
 
     model, device, bs = ck.model, run.device, run.batch_size
-    sizes, norm = ck.sizes, ck.normalisation
+    sizes, norm, tta = ck.sizes, ck.normalisation, ck.tta
     model.eval().to(device)
     out = []
     starts = range(0, len(rows), bs)
@@ -122,8 +131,7 @@ def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference)
                 )
                 for k, a in arrays.items()
             }
-            z = model(**inputs)
-            z = z[0] if isinstance(z, tuple | list) else z
+            z = logits(model, inputs, tta)
             order = np.argsort(np.argsort(rows[s : s + bs]))  # back from sorted to given order
             out.append(z.float().cpu().numpy()[order])
     if run.announce:

@@ -29,6 +29,7 @@ def checkpoint_meta(
     origin: dict | None = None,
     warning: str | None = None,
     synthetic: bool = False,
+    tta: str = "none",
 ) -> dict:
     """The meta of a ``model`` checkpoint over ``classes`` with input sides ``sizes`` (face, ROI).
 
@@ -38,7 +39,8 @@ def checkpoint_meta(
     the split the checkpoint was chosen on (``test`` is flagged ``selected_on_test``);
     ``recipe``: the training recipe (None: not trained by fer); ``origin``: where an imported
     checkpoint came from (``{"origin": ..., "reference": {...}}``); ``warning``: shown with it;
-    ``synthetic``: trained on synthetic pictures (the demo), not faces (:func:`synthetic`).
+    ``synthetic``: trained on synthetic pictures (the demo), not faces (:func:`synthetic`);
+    ``tta``: the test-time views its logits are taken on (:mod:`fer.models.tta`).
     """
     meta = {
         "model": model,
@@ -53,6 +55,7 @@ def checkpoint_meta(
         "seed": seed,
         "selection": selection,
         "global_input": global_input if model == "global" else "aligned",
+        "tta": tta,
         "fold": fold,
         "best_epoch": best_epoch,
     }

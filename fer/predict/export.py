@@ -7,6 +7,8 @@ the checkpoints' normalisation itself (ImageNet's) and returns three logit sets:
 ``roi`` and ``fused`` (:meth:`fer.fusion.Fusion.combine` with fusion.json's weights, baked in). A
 folder with one model exports that model alone (inputs it uses, one output). Beside the graph,
 ``<out>.json`` records the inputs, outputs, classes, weights and preprocessing a caller needs.
+A checkpoint trained with ``tta: flip`` is exported with it: the graph averages the logits of the
+inputs and their mirror images, as ``fer infer`` and ``fer predict`` do.
 
 ONNX needs the ``export`` extra (onnx, onnxscript; onnxruntime for the parity check).
 """
@@ -25,6 +27,7 @@ from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError, FerWarning
 from fer.models.transforms import Normalisation
+from fer.models.tta import logits
 from fer.paths import writable_out
 from fer.predict.models import FUSION_FILE, ModelSet, load_models
 
@@ -42,6 +45,7 @@ class FusedPair(nn.Module):
         self.global_net = g.model.eval() if g is not None else None
         self.roi_net = r.model.eval() if r is not None else None
         self.fusion = models.fusion
+        self.tta = (g.tta if g is not None else "none", r.tta if r is not None else "none")
         mean, std = (
             torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (norm.mean, norm.std)
         )
@@ -52,10 +56,11 @@ class FusedPair(nn.Module):
         face = (face - self.mean) / self.std
         outputs = []
         if self.global_net is not None:
-            outputs.append(self.global_net(face=face))
+            outputs.append(logits(self.global_net, {"face": face}, self.tta[0]))
         if self.roi_net is not None:
             crops = [(x - self.mean) / self.std for x in (eye, nose, mouth)]
-            outputs.append(self.roi_net(face=face, eye=crops[0], nose=crops[1], mouth=crops[2])[0])
+            inputs = {"face": face, "eye": crops[0], "nose": crops[1], "mouth": crops[2]}
+            outputs.append(logits(self.roi_net, inputs, self.tta[1]))
         if len(outputs) == 2:
             outputs.append(self.fusion.combine(outputs[1], outputs[0]))
         return tuple(outputs)
@@ -129,6 +134,7 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
         "fusion_source": models.fusion_source,
         "preprocess": models.preprocess,
         "model_data": models.model_data,
+        "tta": {k: c.tta for k, c in models.checkpoints.items()},
         "checkpoints": {k: str(c.path) for k, c in models.checkpoints.items()},
         "max_abs_diff_vs_eager": diff,
     }

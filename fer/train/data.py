@@ -167,6 +167,21 @@ def sample_weights(train: Split, n_classes: int) -> np.ndarray:
     return (positive * per_class).sum(axis=1) / positive.sum(axis=1)
 
 
+def epoch_size(n_train: int, recipe: Recipe, n_classes: int) -> int:
+    """Pictures per epoch: ``samples_per_class`` × classes or one pass, capped by
+    ``max_steps_per_epoch``."""
+    n = recipe.samples_per_class * n_classes if recipe.samples_per_class else n_train
+    if recipe.max_steps_per_epoch:
+        n = min(n, recipe.max_steps_per_epoch * recipe.batch_size)
+    return n
+
+
+def epoch_steps(n_train: int, recipe: Recipe, n_classes: int) -> int:
+    """Training batches per epoch (:meth:`Batches.iterate` drops a last batch of one)."""
+    n, bs = epoch_size(n_train, recipe, n_classes), recipe.batch_size
+    return n // bs + (n % bs > 1)
+
+
 def epoch_order(train: Split, recipe: Recipe, n_classes: int, gen: torch.Generator) -> np.ndarray:
     """Positions into ``train`` for one epoch: weighted with replacement, or a permutation."""
     n = recipe.samples_per_class * n_classes if recipe.samples_per_class else len(train)

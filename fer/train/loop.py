@@ -25,10 +25,12 @@ from tqdm import tqdm
 from fer.errors import FerError
 from fer.models import create_model
 from fer.models.transforms import eval_transform
+from fer.models.tta import logits as tta_logits
+from fer.models.tta import main_logits
 from fer.progress import say
 from fer.provenance import resolve_device
-from fer.train.augment import augment
-from fer.train.data import Batches, Split, build_splits, epoch_order
+from fer.train.augment import Mixing, augment
+from fer.train.data import Batches, Split, build_splits, epoch_order, epoch_steps
 from fer.train.job import TrainJob
 from fer.train.precision import Precision, resolve
 from fer.train.recipe import Recipe
@@ -40,12 +42,17 @@ NAN_CHECK_EVERY = 10  # steps between host syncs that look for a non-finite loss
 @dataclass(frozen=True)
 class Step:
     """How a batch becomes model inputs: the device, the (face, ROI) input sides, the memory
-    format and the precision (:mod:`fer.train.precision`)."""
+    format, the precision (:mod:`fer.train.precision`), the training augmentation chain
+    (:func:`fer.train.augment.augment`), MixUp / CutMix and the test-time views of validation
+    (:mod:`fer.models.tta`)."""
 
     device: torch.device
     sizes: tuple[int, int]
     channels_last: bool = True
     precision: Precision = Precision(False, "fp32")
+    augment: str = "reference"
+    mixing: Mixing = Mixing()
+    tta: str = "none"
 
     @property
     def amp(self) -> bool:
@@ -55,7 +62,15 @@ class Step:
     @classmethod
     def of(cls, recipe: Recipe, sizes: tuple[int, int], device: torch.device) -> Step:
         """The step settings a recipe asks for on ``device`` (``amp: auto`` resolved)."""
-        return cls(device, tuple(sizes), recipe.channels_last, resolve(recipe.amp, device))
+        return cls(
+            device,
+            tuple(sizes),
+            recipe.channels_last,
+            resolve(recipe.amp, device),
+            recipe.augment,
+            Mixing(recipe.mixup_alpha, recipe.cutmix_alpha),
+            recipe.tta,
+        )
 
 
 class Criterion(nn.Module):
@@ -87,7 +102,7 @@ def _inputs(batch: dict, model, step: Step, gen: torch.Generator | None) -> dict
         t = torch.as_tensor(batch[key]).to(step.device, non_blocking=True)
         size = step.sizes[0] if key == "face" else step.sizes[1]
         out[key] = (
-            augment(t, size, gen, cl)
+            augment(t, size, gen, cl, step.augment)
             if gen is not None
             else eval_transform(t, size, channels_last=cl)
         )
@@ -99,10 +114,6 @@ def _target(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
     if "votes" in batch:
         return label, torch.as_tensor(batch["votes"]).to(device, non_blocking=True)
     return label, label
-
-
-def _main_logits(outputs) -> torch.Tensor:
-    return outputs[0] if isinstance(outputs, tuple | list) else outputs
 
 
 def _check_finite(losses: list, epoch: int, first_step: int, where: str) -> None:
@@ -117,28 +128,51 @@ def _check_finite(losses: list, epoch: int, first_step: int, where: str) -> None
 
 
 def train_one_epoch(
-    model, criterion, optimizer, batches, step: Step, epoch: int, gen, bar=None, last_good="none"
+    model,
+    criterion,
+    optimizer,
+    batches,
+    step: Step,
+    epoch: int,
+    gen,
+    bar=None,
+    last_good="none",
+    *,
+    scheduler=None,
+    ema=None,
 ) -> dict:
     """One pass over ``batches`` (iterable of uint8 batch dicts); returns loss, acc, images, s.
 
-    ``gen`` draws the augmentation (None: none); ``last_good`` names the state a non-finite loss
-    error points the user to.
+    ``gen`` draws the augmentation and the mixing (None: neither); ``last_good`` names the state
+    a non-finite loss error points the user to; ``scheduler`` is stepped and ``ema`` (an
+    ``AveragedModel``) updated after every optimizer step. Training accuracy counts the
+    unmixed label of each picture.
     """
     model.train()
     device = step.device
+    mixing = step.mixing if gen is not None and step.mixing.on else None
     losses, seen, correct = [], 0, torch.zeros((), device=device)
     start = time.perf_counter()
     for i, batch in enumerate(batches, start=1):
         inputs = _inputs(batch, model, step, gen)
         label, target = _target(batch, device)
+        if mixing is not None:
+            inputs, lam, perm = mixing.apply(inputs, gen)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.amp):
             outputs = model(**inputs)
+        logits = main_logits(outputs)
+        if mixing is not None:
+            target = mixing.targets(target, lam, perm, logits.shape[1])
         loss = criterion(outputs, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        if ema is not None:
+            ema.update_parameters(getattr(model, "_orig_mod", model))
         losses.append(loss.detach())
-        correct += (_main_logits(outputs).argmax(1) == label).sum()
+        correct += (logits.argmax(1) == label).sum()
         seen += len(label)
         if i % NAN_CHECK_EVERY == 0:
             _check_finite(losses[-NAN_CHECK_EVERY:], epoch, i - NAN_CHECK_EVERY + 1, last_good)
@@ -159,7 +193,8 @@ def train_one_epoch(
 
 @torch.inference_mode()
 def evaluate(model, criterion, batches, step: Step) -> dict:
-    """Main-head loss and accuracy over ``batches`` in eval mode (no augmentation)."""
+    """Main-head loss and accuracy over ``batches`` in eval mode (no augmentation; the step's
+    test-time views)."""
     model.eval()
     device = step.device
     loss_sum, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -167,7 +202,7 @@ def evaluate(model, criterion, batches, step: Step) -> dict:
         inputs = _inputs(batch, model, step, None)
         label, target = _target(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.amp):
-            logits = _main_logits(model(**inputs))
+            logits = tta_logits(model, inputs, step.tta)
         loss_sum += criterion.base(logits.float(), target) * len(label)
         correct += (logits.argmax(1) == label).sum()
         n += len(label)
@@ -182,30 +217,80 @@ def compiled(model: nn.Module, mode: str) -> nn.Module:
     return torch.compile(model, mode=None if mode == "default" else mode, dynamic=False)
 
 
-def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device):
-    """The seeded model, optimizer and MultiStepLR scheduler (reference §3.1)."""
+def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device, steps_per_epoch: int = 1):
+    """The seeded model, its optimizer (reference §3.1: SGD) and learning-rate scheduler, stepped
+    once per batch of ``steps_per_epoch`` (:func:`build_scheduler`)."""
     torch.manual_seed(recipe.seed)
     weights = None if recipe.weights == "none" else recipe.weights
     model = create_model(arch, n_classes, sizes[0], sizes[1], weights=weights)
     model.to(device)
     if recipe.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        **fused_option(device),
+    if recipe.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=recipe.lr,
+            weight_decay=recipe.weight_decay,
+            **fused_option(device),
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            **fused_option(device),
+        )
+    return model, optimizer, build_scheduler(optimizer, recipe, steps_per_epoch)
+
+
+def build_scheduler(optimizer, recipe: Recipe, steps_per_epoch: int):
+    """The recipe's learning-rate schedule as torch schedulers, stepped after every batch.
+
+    ``multistep``: MultiStepLR at the milestone epochs' first steps (the reference's values,
+    epoch by epoch); ``cosine``: CosineAnnealingLR to 0 over the steps after the warm-up;
+    ``onecycle``: OneCycleLR peaking at ``lr`` after ``warmup_epochs`` (0: its default 30 %),
+    momentum not cycled. A warm-up before multistep or cosine is LinearLR from ``lr / steps``,
+    chained with SequentialLR.
+    """
+    sched = torch.optim.lr_scheduler
+    spe = max(1, steps_per_epoch)
+    total = recipe.epochs * spe
+    warm = recipe.warmup_epochs * spe
+    if recipe.schedule == "onecycle":
+        return sched.OneCycleLR(
+            optimizer,
+            max_lr=recipe.lr,
+            total_steps=total,
+            pct_start=warm / total if warm else 0.3,
+            cycle_momentum=False,
+        )
+    if recipe.schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=total - warm, eta_min=0.0)
+    else:
+        steps = [m * spe - warm for m in recipe.milestones]
+        main = sched.MultiStepLR(optimizer, milestones=steps, gamma=recipe.gamma)
+    if not warm:
+        return main
+    ramp = sched.LinearLR(optimizer, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm)
+    return sched.SequentialLR(optimizer, [ramp, main], milestones=[warm])
+
+
+def build_ema(model: nn.Module, recipe: Recipe):
+    """The recipe's exponential moving average of ``model`` (``ema_decay``; None: off):
+    torch's ``AveragedModel`` with the EMA update, BatchNorm buffers averaged too."""
+    if recipe.ema_decay is None:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(
+        model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True
     )
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma
-    )
-    return model, optimizer, scheduler
 
 
 def fused_option(device: torch.device) -> dict:
-    """``fused=True`` for SGD on CUDA (one kernel for every parameter's update); the default
-    (foreach) elsewhere."""
+    """``fused=True`` for SGD and AdamW on CUDA (one kernel for every parameter's update); the
+    default (foreach) elsewhere."""
     return {"fused": True} if device.type == "cuda" else {}
 
 
@@ -236,7 +321,6 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
             mininterval=0.5 if sys.stderr.isatty() else 30,
         ) as bar:
             batches = train_b.iterate(order, r.batch_size, r.workers, True)
-            gen = run.aug_gen if r.augment else None
             stats = train_one_epoch(
                 model,
                 run.criterion,
@@ -244,13 +328,15 @@ def fit(run: RunState, data, train: Split, val: Split) -> None:
                 batches,
                 run.step,
                 epoch,
-                gen,
+                run.aug_gen,
                 bar,
                 last_good,
+                scheduler=run.scheduler,
+                ema=run.ema,
             )
-        run.scheduler.step()
         batches = val_b.iterate(val_order, r.eval_batch_size, r.workers)
-        ev = evaluate(model, run.criterion, batches, run.step)
+        scored = model if run.ema is None else run.ema.module  # the EMA: validated and kept
+        ev = evaluate(scored, run.criterion, batches, run.step)
         run.record(epoch, lr, stats, ev)
         save_state(run)
         say(
@@ -271,13 +357,17 @@ def run_job(job: TrainJob) -> RunState:
     recipe = job.recipe
     train, val = build_splits(data, job.arch, recipe, job.fold)
     sizes = (recipe.face_size or data.chip_size, recipe.roi_size or data.crop_size)
-    model, optimizer, scheduler = build_model(job.arch, recipe, len(data.classes), sizes, device)
+    spe = epoch_steps(len(train), recipe, len(data.classes))
+    model, optimizer, scheduler = build_model(
+        job.arch, recipe, len(data.classes), sizes, device, spe
+    )
     run = RunState(
         job=job,
         data=data,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
+        ema=build_ema(model, recipe),
         criterion=Criterion(recipe).to(device),
         step=Step.of(recipe, sizes, device),
         n_train=len(train),

@@ -26,7 +26,7 @@ import json
 import typing
 from dataclasses import dataclass
 
-from fer.contracts import MIN_SIDE, VAL_FRACTION_MAX
+from fer.contracts import AUGMENTATIONS, MIN_SIDE, TTA_MODES, VAL_FRACTION_MAX
 from fer.errors import FerError, parse_json_object
 from fer.labels import CANONICAL
 from fer.train.keys import KeySpec, bad_value, default_text, key, spec_of
@@ -65,13 +65,34 @@ class Recipe:
 
     epochs: int = key(40, "Number of epochs.", minimum=1)
     batch_size: int = key(64, "Training batch size (reference 64).", minimum=1)
-    lr: float = key(0.1, "Initial SGD learning rate.", minimum=0, open_below=True)
+    lr: float = key(0.1, "Initial learning rate (onecycle: the peak).", minimum=0, open_below=True)
+    optimizer: str = key(
+        "sgd",
+        "sgd (the reference: momentum, weight_decay) or adamw (torch AdamW with weight_decay as "
+        "its decoupled decay, betas (0.9, 0.999)).",
+        choices=("sgd", "adamw"),
+    )
+    schedule: str = key(
+        "multistep",
+        "Learning-rate schedule, stepped every batch: multistep (the reference's MultiStepLR: "
+        "lr *= gamma at each milestone epoch), cosine (CosineAnnealingLR to 0 over the epochs "
+        "after warm-up) or onecycle (OneCycleLR peaking at lr; momentum not cycled).",
+        choices=("multistep", "cosine", "onecycle"),
+    )
+    warmup_epochs: int = key(
+        0,
+        "Epochs of linear warm-up from lr/steps to lr before the schedule (onecycle: its rising "
+        "phase; 0 there means OneCycleLR's default 30 %).",
+        minimum=0,
+    )
     milestones: tuple[int, ...] = key(
         (10, 20, 30), "MultiStepLR epochs where lr *= gamma, strictly increasing.", minimum=1
     )
     gamma: float = key(0.1, "MultiStepLR decay factor.", minimum=0)
     momentum: float = key(0.9, "SGD momentum (reference 0.9).", minimum=0)
-    weight_decay: float = key(1e-4, "SGD weight decay (reference 1e-4).", minimum=0)
+    weight_decay: float = key(
+        1e-4, "Weight decay (reference 1e-4 with SGD; AdamW's decoupled decay).", minimum=0
+    )
     label_smoothing: float = key(
         0.1,
         "Cross-entropy label smoothing (reference 0.1).",
@@ -152,7 +173,42 @@ class Recipe:
         choices=("none", "default", "reduce-overhead", "max-autotune"),
         trains=False,
     )
-    augment: bool = key(True, "The reference augmentation chain (fer.train.augment).")
+    augment: str = key(
+        "reference",
+        "Training augmentation (fer.train.augment): reference (the paper's chain: flip, colour "
+        "jitter, affine, erasing), standard (for small low-resolution faces: flip, random crop "
+        "with 1/8 zero padding, erasing) or none.",
+        choices=AUGMENTATIONS,
+    )
+    mixup_alpha: float = key(
+        0.0,
+        "MixUp: Beta(alpha, alpha) mixing of pictures and targets within a batch (0: off). With "
+        "cutmix_alpha too, each batch takes one of the two at random.",
+        minimum=0,
+    )
+    cutmix_alpha: float = key(
+        0.0,
+        "CutMix: a Beta(alpha, alpha)-sized box pasted from another picture of the batch, the "
+        "same relative box in the face and every ROI, targets mixed by its area (0: off).",
+        minimum=0,
+    )
+    ema_decay: float | None = key(
+        None,
+        "Exponential moving average of the weights (torch AveragedModel, buffers included), "
+        "updated every step, used for validation, selection and the saved checkpoint; null: off. "
+        "Typical 0.999.",
+        minimum=0,
+        maximum=1,
+        open_below=True,
+        open_above=True,
+    )
+    tta: str = key(
+        "none",
+        "Test-time augmentation: flip scores each picture as the mean logits of it and its "
+        "mirror image. Used for validation, recorded in the checkpoint, and applied by fer "
+        "infer, fer predict and fer export alike.",
+        choices=TTA_MODES,
+    )
     eval_batch_size: int = key(128, "Validation batch size.", minimum=1, trains=False)
     workers: int = key(2, "Read-ahead threads for batches (0: inline).", minimum=0, trains=False)
     max_steps_per_epoch: int | None = key(
@@ -190,6 +246,11 @@ class Recipe:
                     f"{where}: unknown recipe key {name!r}{hint}; `fer train --help` "
                     "lists every key"
                 )
+        if isinstance(data.get("augment"), bool):  # before the chains had names
+            raise FerError(
+                f"{where}: recipe key 'augment' is {str(data['augment']).lower()}; expected one "
+                f"of {list(AUGMENTATIONS)} (true is now 'reference', false 'none')"
+            )
         recipe = cls(**{k: specs[k].coerce(v, where) for k, v in data.items()})
         recipe.validate(where)
         return recipe
@@ -201,6 +262,17 @@ class Recipe:
         steps = self.milestones
         if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
             bad_value(where, "milestones", list(steps), "strictly increasing epochs")
+        if self.warmup_epochs >= self.epochs:
+            bad_value(
+                where, "warmup_epochs", self.warmup_epochs, f"fewer than epochs ({self.epochs})"
+            )
+        if self.schedule == "multistep" and self.warmup_epochs and steps[0] <= self.warmup_epochs:
+            bad_value(
+                where,
+                "milestones",
+                list(steps),
+                f"epochs after the warm-up (warmup_epochs {self.warmup_epochs})",
+            )
 
     def to_dict(self) -> dict:
         """Plain JSON-able dict of every key (lists for tuples)."""

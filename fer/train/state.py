@@ -25,7 +25,7 @@ from fer.contracts import HISTORY_COLUMNS
 from fer.models.meta import checkpoint_meta as meta_of
 from fer.provenance import git_sha, versions
 
-STATE_FORMAT = 2  # bump when the resume file's layout changes: older files then start over
+STATE_FORMAT = 3  # bump when the resume file's layout changes: older files then start over
 # what a fingerprint difference means, for the line that says why a run starts over
 CHANGES = {
     "state_format": "an older fer (another resume format)",
@@ -60,6 +60,7 @@ class RunState:
     step: Any  # fer.train.loop.Step: device, input sizes, memory format, autocast
     n_train: int
     n_val: int
+    ema: Any = None  # torch.optim.swa_utils.AveragedModel of model (recipe ema_decay), or None
     epochs_done: int = 0
     history: list = field(default_factory=list)
     best_epoch: int = 0
@@ -76,6 +77,11 @@ class RunState:
     @property
     def recipe(self):
         return self.job.recipe
+
+    @property
+    def selected_model(self) -> torch.nn.Module:
+        """The weights validated, selected and saved: the EMA's when the recipe keeps one."""
+        return self.model if self.ema is None else self.ema.module
 
     @property
     def arch(self) -> str:
@@ -134,7 +140,8 @@ class RunState:
         if ev["acc"] > self.best_acc:
             self.best_epoch, self.best_acc = epoch, ev["acc"]
             self.best_state = {
-                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+                k: v.detach().to("cpu", copy=True)
+                for k, v in self.selected_model.state_dict().items()
             }
 
     def wall_time(self) -> float:
@@ -154,10 +161,11 @@ def save_state(run: RunState) -> None:
             "sampler_rng": run.sampler_gen.get_state(),
             "aug_rng": run.aug_gen.get_state(),
             "scheduler": run.scheduler.state_dict(),
+            "ema": None if run.ema is None else run.ema.state_dict(),
             "history": run.history,
             "best_epoch": run.best_epoch,
             "best_acc": run.best_acc,
-            # the best weights are the current ones when this epoch improved: no second copy
+            # the best weights are the current (or EMA) ones when this epoch improved: no copy
             "best_state": None if run.best_epoch == run.epochs_done else run.best_state,
             "elapsed": run.wall_time(),
         },
@@ -189,6 +197,8 @@ def load_state(run: RunState) -> bool:
         group["fused"] = flag  # this device's choice (a CUDA state may resume on the CPU)
     run.epochs_done = run.resumed_from = int(state["epochs_done"])
     run.scheduler.load_state_dict(state["scheduler"])
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
     torch.set_rng_state(state["rng"])
     run.sampler_gen.set_state(state["sampler_rng"])
     run.aug_gen.set_state(state["aug_rng"])
@@ -196,7 +206,9 @@ def load_state(run: RunState) -> bool:
     run.best_epoch, run.best_acc = int(state["best_epoch"]), float(state["best_acc"])
     run.best_state = state["best_state"]
     if run.best_state is None:
-        run.best_state = {k: v.clone() for k, v in state["model"].items()}
+        run.best_state = {
+            k: v.detach().to("cpu", copy=True) for k, v in run.selected_model.state_dict().items()
+        }
     run.elapsed = float(state["elapsed"])
     return True
 
@@ -249,6 +261,7 @@ def checkpoint_meta(run: RunState, sha: str) -> dict:
         init=getattr(run.model, "fer_init", None),
         warning=TEST_WARNING if r.selection == "test" else None,
         synthetic=bool(run.data.summary.get("synthetic", False)),
+        tta=r.tta,
     )
 
 
