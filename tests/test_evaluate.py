@@ -339,6 +339,7 @@ def test_global_input_original_feeds_global_arch_but_not_fusion(fake_prepared):
         np.mean((on_original == y)[has])
     )
     assert res["provenance"]["global_input"] == ["original"]
+    assert res["provenance"]["tta"] == {"global": ["none"], "roi": ["none"]}
 
 
 def test_bad_label_code_names_index_csv(fake_prepared):

@@ -493,7 +493,8 @@ def test_check_config_reports_every_problem_with_its_line_and_key_path(tmp_path)
     assert f"{bad}:8: train.recipes.mine.global.epoch: unknown key (did you mean 'epochs'?)" in text
     assert f"{bad}:3: train_on.1: 'other' is not a key of datasets (['mine'])" in text
     assert text.endswith("(3 problems)")
-    for files in (["config.yaml"], ["paper.yaml"], ["ckplus48.yaml", "ckplus48-seeds.yaml"]):
+    configs = (["config.yaml"], ["paper.yaml"], ["ckplus48.yaml", "ckplus48-seeds.yaml"])
+    for files in (*configs, ["fer2013.yaml"]):
         r = fer("check-config", *(REPO / "config" / f for f in files))
         assert r.returncode == 0, r.stderr
 

@@ -599,3 +599,35 @@ def test_a_history_is_identified_by_its_run_record(tmp_path):
     cell = {"dataset": "rafdb", "target": "rafdb", "arch": "roi", "path": str(tmp_path / "no.json")}
     html = build_report(cells=[cell], histories=[hist])
     assert 'data-history="rafdb/roi"' in html
+
+
+def test_each_model_s_recipe_is_shown_beside_its_curves(tmp_path):
+    """The levers of the run record's recipe, those that apply: a cosine schedule shows its
+    warm-up, not the milestones it ignores; AdamW no momentum; an older record's absent keys
+    are left out, not invented."""
+    from fer.train.recipe import Recipe
+
+    modern = Recipe.from_dict(
+        {"optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 2, "augment": "standard"}
+        | {"ema_decay": 0.998, "tta": "flip", "mixup_alpha": 0.2, "lr": 0.003}
+    ).to_dict()
+    older = {k: v for k, v in Recipe().to_dict().items() if k not in ("optimizer", "schedule")}
+    older["augment"] = True  # how fer recorded it before the chains had names
+    hists = []
+    for name, recipe in (("global", modern), ("roi", older)):
+        run = {"dataset": "rafdb", "arch": name, "fold": None, "seed": 0, "recipe": recipe}
+        hists.append(write_history(tmp_path / "rafdb" / f"{name}.history.csv", run=run))
+    cell = {"dataset": "rafdb", "target": "rafdb", "arch": "roi", "path": str(tmp_path / "no.json")}
+    html = build_report(cells=[cell], histories=hists)
+    cards = {
+        a: html.split(f'data-history="rafdb/{a}"')[1].split('class="card"')[0]
+        for a in ("global", "roi")
+    }
+    rows = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]+)</td></tr>", cards["global"]))
+    assert rows["optimizer"] == "adamw · lr 0.003 · weight decay 0.0001"
+    assert rows["schedule"] == "cosine · warmup epochs 2"
+    assert rows["augmentation"] == "standard · mixup alpha 0.2"
+    assert rows["EMA of weights"] == "0.998" and rows["test-time views"] == "flip"
+    old = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]+)</td></tr>", cards["roi"]))
+    assert "optimizer" not in old and "schedule" not in old and old["augmentation"] == "True"
+    assert old["EMA of weights"] == "off"

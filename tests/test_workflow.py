@@ -411,6 +411,49 @@ def test_ckplus48_config_plans_ten_folds_fine_tuned_from_fer2013():
         assert len(inputs) == 10 and all(f"models/fer2013/{model}.pt" in i for i in inputs)
 
 
+def test_ckplus48_starts_from_the_fer2013_laptop_pair():
+    """config/ckplus48.yaml's FER2013 stage is config/fer2013.yaml's, key for key (data set,
+    preprocessing, both merged recipes): the same jobs, so one run's pair serves both."""
+    from fer.config.check import merged_recipe
+
+    ck, laptop = (
+        yaml.safe_load((REPO / "config" / f).read_text()) for f in ("ckplus48.yaml", "fer2013.yaml")
+    )
+    assert ck["datasets"]["fer2013"] == laptop["datasets"]["fer2013"]
+    assert ck["preprocess"] == laptop["preprocess"]
+    for model in ("global", "roi"):
+        assert merged_recipe(ck, "fer2013", model) == merged_recipe(laptop, "fer2013", model)
+
+
+def test_fer2013_laptop_config_plans_both_models_and_their_modern_recipe():
+    r = smk("-n", "--printshellcmds", "reports/fer2013.html", "--configfile=config/fer2013.yaml")
+    assert r.returncode == 0, r.stderr
+    assert job_counts(r.stdout) == {
+        "build_manifest": 1,
+        "prepare_faces": 1,
+        "train_model": 2,
+        "infer_record": 2,
+        "evaluate_cell": 3,
+        "pair_models": 1,
+        "render_report": 1,
+    }
+    recipes = [
+        json.loads(ln.split("--recipe ", 1)[1].split("'")[1])
+        for ln in r.stdout.splitlines()
+        if " train " in ln and "--recipe " in ln
+    ]
+    assert len(recipes) == 2
+    for recipe in recipes:
+        modern = {k: recipe[k] for k in ("schedule", "augment", "tta", "weights")}
+        assert modern == {
+            "schedule": "cosine",
+            "augment": "standard",
+            "tta": "flip",
+            "weights": "none",
+        }
+        assert recipe.get("selection", "val") == "val"  # chosen on the validation carve
+
+
 def test_kfold_workflow_on_real_faces(shared_data, features_run):
     """CK+48 through every stage with subject-grouped 3-fold CV (the ``ckplus`` set of the
     features run, tests/features.py: tiny training, the path, not the accuracy): one

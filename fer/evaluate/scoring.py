@@ -131,6 +131,7 @@ def _provenance(cell: EvaluateJob, records: list[Predictions]) -> tuple[dict, li
         "versions": env.get("versions", {}),
         "fusion_weights": cell.fusion.to_dict(),
         "global_input": sorted({str(m.get("global_input", "aligned")) for m in metas["global"]}),
+        "tta": {k: sorted({str(m.get("tta", "none")) for m in v}) for k, v in metas.items() if v},
         "input_resize": {k: v for k, v in resize.items() if v[0] != v[1]},
         "prepared": records[0].meta["prepared"],
         "predictions": [str(r.path) for r in records if r.path is not None],
