@@ -225,13 +225,14 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
     path = Path(path)
     state, meta = _read_checkpoint(path, map_location)
     try:
-        model = create_model(
-            meta["model"], len(meta["classes"]), meta["face_size"], meta["roi_size"]
-        )
+        with torch.device("meta"):  # no random init to overwrite: the weights are assigned
+            model = create_model(
+                meta["model"], len(meta["classes"]), meta["face_size"], meta["roi_size"]
+            )
     except FerError as exc:
         raise FerError(f"checkpoint {path}: {exc}") from exc
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         lines = [ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()]
         detail = "; ".join(lines)[:300]
