@@ -630,4 +630,5 @@ def test_each_model_s_recipe_is_shown_beside_its_curves(tmp_path):
     assert rows["EMA of weights"] == "0.998" and rows["test-time views"] == "flip"
     old = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]+)</td></tr>", cards["roi"]))
     assert "optimizer" not in old and "schedule" not in old and old["augmentation"] == "True"
-    assert old["EMA of weights"] == "off"
+    assert old["EMA of weights"] == "off" and old["sampling"].startswith("class-balanced")
+    assert "loss weights" not in rows["loss"] and "loss weights" in old["loss"]  # roi heads

@@ -45,6 +45,17 @@ def test_history_plots_and_ticks():
     assert acc.y_ticks[0]["label"] <= "40" and nice_ticks(0, 1)[-1] >= 1
 
 
+def test_lr_steps_are_marked_for_a_stepwise_schedule_only():
+    rows = [
+        {"epoch": e, "lr": lr, "train_loss": 1, "train_acc": 0.5, "val_loss": 1, "val_acc": 0.4}
+        for e, lr in ((1, 0.1), (2, 0.1), (3, 0.01), (4, 0.008))
+    ]
+    kinds = [[m["kind"] for m in p.marks] for p in history_plots(rows, 2)]
+    assert kinds == [["lr", "lr", "best"]] * 2  # the drops after epochs 2 and 3
+    cosine = [[m["kind"] for m in p.marks] for p in history_plots(rows, 2, stepwise=False)]
+    assert cosine == [["best"]] * 2
+
+
 def test_ticks_cover_the_range():
     for lo, hi in [(0, 1), (0.31, 0.93), (0, 2.7), (5, 5), (-1, 40)]:
         ticks = nice_ticks(lo, hi)

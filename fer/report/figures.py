@@ -191,11 +191,14 @@ def lr_steps(rows: list[dict[str, float]]) -> list[float]:
     ]
 
 
-def history_plots(rows: list[dict[str, float]], best_epoch: float | None = None) -> list[LinePlot]:
+def history_plots(
+    rows: list[dict[str, float]], best_epoch: float | None = None, stepwise: bool = True
+) -> list[LinePlot]:
     """Loss and accuracy (%) per epoch, train and validation, from a history's rows; the chosen
-    epoch and the LR steps are marked."""
+    epoch and, for a ``stepwise`` schedule (multistep), the LR steps are marked (a cosine or
+    one-cycle schedule changes the rate every epoch: no marks)."""
     xs = [r["epoch"] for r in rows]
-    marks = [(float(e), "LR step", "lr") for e in lr_steps(rows)]
+    marks = [(float(e), "LR step", "lr") for e in lr_steps(rows)] if stepwise else []
     if isinstance(best_epoch, int | float) and best_epoch > 0:
         marks.append((float(best_epoch), "chosen", "best"))
     loss = line_plot(

@@ -14,15 +14,10 @@ import jinja2
 from fer import __version__
 from fer.fusion import Fusion
 from fer.report import evidence, figures, tables
+from fer.report.histories import history_view
 from fer.report.inputs import Benchmark, Cell, History
 
-WALL_KEYS = ("wall_time_s", "wall_s", "wall_time", "seconds", "elapsed_s")
 HARDWARE_KEYS = ("hardware", "device", "gpu", "cpu", "host", "hostname")
-RUN_KEYS = (
-    *("origin", "seed", "selection", "validated_on", "selected_on_test", "best_epoch"),
-    *("best_val_acc", "epochs", "n_train", "n_val", "fold", "resumed_from_epoch", "git_sha"),
-    "config_hash",
-)
 
 
 def environment(adapters: dict[str, str] | None = None) -> jinja2.Environment:
@@ -125,84 +120,6 @@ def summary_blocks(summary: dict) -> list[dict]:
         else:
             blocks.append({"kind": "json", "title": key, "text": json.dumps(value, indent=2)})
     return blocks
-
-
-def _first(d: dict, keys: tuple[str, ...]):
-    return next(((k, d[k]) for k in keys if k in d), (None, None))
-
-
-def _percent_fact(key: str, value):
-    """Accuracies of a run record in the report's one unit, %."""
-    if key.endswith("_acc") and isinstance(value, float) and 0 <= value <= 1:
-        return f"{100 * value:.2f} %"
-    return value
-
-
-# The recipe beside a model's curves: one line per lever, the first key's value then the others
-# that apply, as the run record holds them (keys an older fer did not record are left out).
-RECIPE_LINES = (
-    ("optimizer", ("optimizer", "lr", "momentum", "weight_decay")),
-    ("schedule", ("schedule", "warmup_epochs", "milestones", "gamma")),
-    ("epochs", ("epochs", "batch_size", "max_steps_per_epoch")),
-    ("balanced sampler", ("balanced_sampler", "samples_per_class")),
-    ("augmentation", ("augment", "mixup_alpha", "cutmix_alpha")),
-    ("loss", ("loss", "label_smoothing", "loss_weights")),
-    ("EMA of weights", ("ema_decay",)),
-    ("test-time views", ("tta",)),
-    ("input sides", ("face_size", "roi_size")),
-    ("initial weights", ("weights",)),
-    ("precision", ("amp", "channels_last")),
-)
-
-
-def _applies(key: str, recipe: dict) -> bool:
-    """Whether ``key`` matters under the recipe's other choices (``milestones`` only for the
-    multistep schedule, ``momentum`` only for SGD, ...)."""
-    if key in ("milestones", "gamma"):
-        return recipe.get("schedule", "multistep") == "multistep"
-    if key == "momentum":
-        return recipe.get("optimizer", "sgd") == "sgd"
-    if key in ("warmup_epochs", "mixup_alpha", "cutmix_alpha", "max_steps_per_epoch"):
-        return bool(recipe.get(key))
-    if key == "label_smoothing":
-        return recipe.get("loss", "ce") != "bce"
-    return True
-
-
-def recipe_lines(recipe: dict) -> list[tuple[str, str]]:
-    """The recipe of a run record as ``(lever, "value · key value · ...")`` rows."""
-    rows = []
-    for label, keys in RECIPE_LINES:
-        present = [k for k in keys if k in recipe and _applies(k, recipe)]
-        if not present or present[0] != keys[0]:
-            continue
-        head = recipe[keys[0]]
-        text = "off" if head is None else str(head)
-        parts = [text, *(f"{k.replace('_', ' ')} {recipe[k]}" for k in present[1:])]
-        rows.append((label, " · ".join(parts)))
-    return rows
-
-
-def history_view(h: History) -> dict:
-    """A model's training curves and the headline facts of its run record."""
-    run = h.run or {}
-    facts = [(k, _percent_fact(k, run[k])) for k in RUN_KEYS if k in run]
-    wall = _first(run, WALL_KEYS)
-    if wall[0]:
-        facts.append(("wall time (s)", wall[1]))
-    speeds = [r["img_per_s"] for r in h.rows if math.isfinite(r.get("img_per_s", math.nan))]
-    if speeds:
-        facts.append(("mean img/s", sum(speeds) / len(speeds)))
-    selected_on_test = run.get("selected_on_test") is True or run.get("selection") == "test"
-    return {
-        "h": h,
-        "plots": figures.history_plots(h.rows, run.get("best_epoch")) if h.rows else [],
-        "facts": facts,
-        "recipe": recipe_lines(run.get("recipe") or {}),
-        "selected_on_test": selected_on_test,
-        "run_json": json.dumps(run, indent=2, default=str),
-        "anchor": f"model-{tables.slug(h.dataset, h.arch)}",
-    }
 
 
 def cell_detail(view: tables.CellView) -> dict:
