@@ -83,6 +83,12 @@ class RunState:
         """The weights validated, selected and saved: the EMA's when the recipe keeps one."""
         return self.model if self.ema is None else self.ema.module
 
+    def selected_weights(self) -> dict:
+        """A CPU copy of :attr:`selected_model`'s state_dict (the best weights so far)."""
+        return {
+            k: v.detach().to("cpu", copy=True) for k, v in self.selected_model.state_dict().items()
+        }
+
     @property
     def arch(self) -> str:
         return self.job.arch
@@ -139,10 +145,7 @@ class RunState:
         self.epochs_done = epoch
         if ev["acc"] > self.best_acc:
             self.best_epoch, self.best_acc = epoch, ev["acc"]
-            self.best_state = {
-                k: v.detach().to("cpu", copy=True)
-                for k, v in self.selected_model.state_dict().items()
-            }
+            self.best_state = self.selected_weights()
 
     def wall_time(self) -> float:
         """Seconds of training so far, over every resumed attempt."""
@@ -206,9 +209,7 @@ def load_state(run: RunState) -> bool:
     run.best_epoch, run.best_acc = int(state["best_epoch"]), float(state["best_acc"])
     run.best_state = state["best_state"]
     if run.best_state is None:
-        run.best_state = {
-            k: v.detach().to("cpu", copy=True) for k, v in run.selected_model.state_dict().items()
-        }
+        run.best_state = run.selected_weights()
     run.elapsed = float(state["elapsed"])
     return True
 
