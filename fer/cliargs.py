@@ -72,6 +72,23 @@ def _number(kind, word: str, least, most):
     return parse
 
 
+def integer_or_auto(least: int = 0) -> Callable[[str], int | str]:
+    """An argparse type: ``auto`` or an integer >= ``least``."""
+    whole = integer(least)
+    wanted = f"'auto' or {whole.__name__}"
+
+    def parse(text: str):
+        if text == "auto":
+            return text
+        try:
+            return whole(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+
+    parse.__name__ = wanted
+    return parse
+
+
 def checked(parse: Callable, name: str) -> Callable[[str], object]:
     """An argparse type from a parser that raises FerError (e.g. ``Fusion.parse``): its message
     becomes argparse's one-line ``argument --x: ...`` error. ``name`` is what the value is."""

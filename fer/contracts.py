@@ -76,4 +76,5 @@ MODELS = ("global", "roi")  # the trained networks; the table's columns add "fus
 # scored on (fer.models.tta; recorded in its meta as "tta")
 AUGMENTATIONS = ("reference", "standard", "none")
 TTA_MODES = ("none", "flip")
+BACKENDS = ("auto", "eager", "onnx")  # who runs a checkpoint at inference (fer.models.graphs)
 ARCHS = (*MODELS, "fused")

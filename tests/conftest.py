@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 # ../shared/data beside the checkout; tests that need them skip where neither holds them.
 SHARED_DATA = Path(os.environ.get("FER_TEST_DATA") or REPO.parent / "shared" / "data")
 BIN = Path(sys.executable).parent
+# fer's cache (the networks' ONNX graphs, fer.models.graphs) for this test run only: one folder
+# the tests and the commands they start share, removed at the end, never the user's ~/.cache/fer
+if "FER_CACHE" not in os.environ:
+    os.environ["FER_CACHE"] = tempfile.mkdtemp(prefix="fer-cache-")
+    atexit.register(shutil.rmtree, os.environ["FER_CACHE"], True)
 
 
 def smk(*args, cwd=None, timeout=120):

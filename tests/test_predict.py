@@ -29,6 +29,8 @@ from fer.predict.core import columns, softmax
 from fer.predict.models import load_models, write_fusion
 from tests.fakes import PRE, make_pair
 
+PRE_SIDES = {"face": PRE["chip_size"], **dict.fromkeys(("eye", "nose", "mouth"), PRE["crop_size"])}
+
 pytest.importorskip("dlib")
 av = pytest.importorskip("av")
 skdata = pytest.importorskip("skimage.data")
@@ -134,6 +136,101 @@ def test_all_faces_and_the_largest_first(pair, tmp_path):
     assert (
         in_memory_name(both, 3) == "<PIL image 3>" and in_memory_name(np.zeros(2), 3) == "<array 3>"
     )
+
+
+def test_worker_processes_give_the_one_process_table(pair, inputs):
+    """Faces found in spawned workers, ahead of the networks, give the table found in one
+    process: the same rows in the same order, statuses, boxes and probabilities, every face of
+    a picture included; workers that wait on a batch never reorder it."""
+    pictures = [skdata.astronaut(), inputs["mixed"], inputs["ckplus"], "missing.jpg"]
+    tables = []
+    for workers in (0, 2):
+        with Predictor.from_dir(
+            pair, device="cpu", batch_size=3, all_faces=True, progress=False, workers=workers
+        ) as predictor:
+            assert predictor.finder.workers == workers
+            tables.append(predictor.predict(pictures))
+    pd.testing.assert_frame_equal(*tables)
+    assert len(tables[0]) == 19 and set(tables[0].status) >= {"ok", "unreadable"}
+
+
+def test_a_worker_that_dies_ends_the_run_in_one_line_without_a_table(
+    pair, inputs, tmp_path, monkeypatch, capsys
+):
+    import os
+    import signal
+
+    from fer.predict.core import Predictor as Core
+
+    scored = Core._batch
+
+    def kill_workers_first(self, *args):  # the networks score a batch; the workers are killed
+        for pid in list(self.finder.pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        return scored(self, *args)
+
+    monkeypatch.setattr(Core, "_batch", kill_workers_first)
+    out = tmp_path / "out" / "t.csv"
+    out.parent.mkdir()
+    video = inputs["mixed"] / "clips" / "pan.mp4"
+    argv = ["predict", str(video), "--models", str(pair), "--device", "cpu", "--no-progress"]
+    argv += ["--workers", "1", "--batch-size", "2", "--out", str(out)]
+    assert fer_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "error: a preprocessing worker died (killed, or out of memory); the table was not "
+        "written: run again, or with --workers 0"
+    )
+    assert list(out.parent.iterdir()) == []  # no table, no staged leftover
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        fer_main([*argv[:-4], "--workers", "-1"])
+    assert "argument --workers: expected 'auto' or an integer >= 0" in capsys.readouterr().err
+
+
+def test_the_onnx_backend_scores_as_eager_mode_and_exports_each_graph_once(
+    pair, inputs, tmp_path, monkeypatch, capsys
+):
+    from fer.models import graphs
+    from fer.models.inference import Inference, model_logits
+
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(graphs, "_SESSIONS", {})
+    pictures = [skdata.astronaut(), *inputs["happy"], inputs["mixed"] / "clips" / "pan.mp4"]
+    tables = {}
+    for backend in ("eager", "onnx"):
+        predictor = Predictor.from_dir(pair, device="cpu", progress=False, backend=backend)
+        assert predictor.backend == backend
+        tables[backend] = predictor.predict(pictures)
+    made = sorted((tmp_path / "cache" / "graphs").iterdir())
+    assert [p.name[64:] for p in made] == ["-none.onnx"] * 2  # <sha256>-<tta>.onnx, one each
+    assert capsys.readouterr().err.count("exporting its graph for onnxruntime once") == 2
+    eager, onnx = tables["eager"], tables["onnx"]
+    probs = [c for c in eager.columns if "_p_" in c]
+    text = [c for c in eager.columns if c not in probs]
+    pd.testing.assert_frame_equal(eager[text], onnx[text])
+    assert np.nanmax(np.abs(eager[probs].to_numpy(float) - onnx[probs].to_numpy(float))) < 1e-5
+    models = load_models(pair)  # the logits themselves, on random pictures of the stored sizes
+    rng = np.random.default_rng(0)
+    for ck in models.checkpoints.values():
+        arrays = {k: rng.integers(0, 256, (5, s, s, 3), np.uint8) for k, s in PRE_SIDES.items()}
+        arrays = {k: v for k, v in arrays.items() if k in graphs.input_names(ck)}
+        z = [
+            model_logits(
+                ck, arrays, np.arange(5), Inference(torch.device("cpu"), 2, False, False, b)
+            )
+            for b in ("eager", "onnx")
+        ]
+        assert np.abs(z[0] - z[1]).max() < graphs.TOLERANCE
+    stamps = [p.stat().st_mtime_ns for p in made]
+    monkeypatch.setattr(graphs, "_SESSIONS", {})  # a new process: the graphs come from the cache
+    Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
+    assert [p.stat().st_mtime_ns for p in made] == stamps
+    assert "exporting" not in capsys.readouterr().err
+    with pytest.raises(FerError, match="backend onnx runs on the CPU, not on cuda"):
+        graphs.choose("onnx", "cuda")
+    with pytest.raises(FerError, match="backend 'tensorrt': expected one of auto, eager, onnx"):
+        graphs.choose("tensorrt", "cpu")
 
 
 def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):

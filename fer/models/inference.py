@@ -100,12 +100,14 @@ class Inference:
     batch_size: int = 64
     progress: bool | None = None
     announce: bool = True
+    backend: str = "eager"  # or onnx: the checkpoint's graph under onnxruntime (fer.models.graphs)
 
 
 def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:
     """Logits (n, C) float32 of ``ck`` on ``rows``; ``arrays`` maps forward() argument names to
     uint8 N×S×S×3 arrays. A Global-ROI Net's prediction head ``x`` is used, under the
-    checkpoint's test-time views (meta ``tta``)."""
+    checkpoint's test-time views (meta ``tta``), by torch (``run.backend`` eager) or by
+    onnxruntime (onnx: :mod:`fer.models.graphs`)."""
     import torch
     from tqdm import tqdm
 
@@ -114,7 +116,13 @@ def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference)
 
     model, device, bs = ck.model, run.device, run.batch_size
     sizes, norm, tta = ck.sizes, ck.normalisation, ck.tta
-    model.eval().to(device)
+    graph = None
+    if run.backend == "onnx":
+        from fer.models import graphs
+
+        graph = graphs.session(ck)
+    else:
+        model.eval().to(device)
     out = []
     starts = range(0, len(rows), bs)
     desc, start = f"{ck.kind} {ck.path.name}", time.perf_counter()
@@ -131,7 +139,7 @@ def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference)
                 )
                 for k, a in arrays.items()
             }
-            z = logits(model, inputs, tta)
+            z = logits(model, inputs, tta) if graph is None else graphs.run(graph, inputs)
             order = np.argsort(np.argsort(rows[s : s + bs]))  # back from sorted to given order
             out.append(z.float().cpu().numpy()[order])
     if run.announce:

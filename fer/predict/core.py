@@ -3,8 +3,10 @@
 face.
 
 Frames are taken in batches of ``batch_size`` (images and video frames alike); each batch is
-detected, aligned and cropped, and all its faces go through each model in one forward pass, on the
-GPU when there is one. Only one batch is in memory at a time, whatever the length of the input.
+detected, aligned and cropped (in worker processes, ahead of the networks, with ``workers``:
+:mod:`fer.predict.pool`), and all its faces go through each model in one forward pass: on the
+GPU when there is one, else (``backend``) by onnxruntime (:mod:`fer.models.graphs`) or by torch.
+At most ``workers + 2`` batches are in memory at a time, whatever the length of the input.
 
 Rows (:func:`columns`): ``file``, ``frame``, ``time_s``, ``face`` (0 = the largest, most central),
 the detector box ``x1 y1 x2 y2`` and its ``score`` (NaN for detectors without one), ``n_faces``,
@@ -121,7 +123,12 @@ class Predictor:
     batch; ``all_faces``: a row per face found rather than the largest only; ``detector``:
     replaces the recorded one (e.g. for models trained on publisher boxes); ``sampling``: video
     frames read (:class:`~fer.predict.sources.Sampling`); ``progress``: a bar on stderr (None:
-    on a terminal only).
+    on a terminal only); ``workers``: processes that detect, align and crop the next batches
+    while the networks score this one (:mod:`fer.predict.pool`; 0: here, ``auto``: as
+    ``fer predict``; close them with :meth:`close` or a ``with`` block); ``backend``: ``eager``
+    (torch), ``onnx`` (onnxruntime: :mod:`fer.models.graphs`, same logits within 1e-4) or
+    ``auto`` (onnx on the CPU for batches of 16 frames or more where the ``export`` extra is
+    installed, else eager).
     """
 
     def __init__(
@@ -134,9 +141,13 @@ class Predictor:
         detector: str | None = None,
         sampling: Sampling | None = None,
         progress: bool | None = None,
+        workers: int | str = 0,
+        backend: str = "auto",
     ):
+        from fer.models import graphs
         from fer.models.inference import Inference
-        from fer.preprocess.pipeline import Processor, Settings
+        from fer.predict.pool import auto_workers, face_finder
+        from fer.preprocess.pipeline import Settings
         from fer.provenance import resolve_device
 
         if batch_size < 1:
@@ -166,9 +177,17 @@ class Predictor:
             min_face=pre.get("min_face", 20) if self.detector == pre["detector"] else "auto",
             blas_threads=0,  # one process: the models want every thread
         )
-        self.processor = Processor(self.settings)
+        if workers == "auto":
+            workers = auto_workers(self.settings)
+        if not isinstance(workers, int) or workers < 0:
+            raise FerError(f"workers {workers!r}: expected 'auto' or a whole number >= 0")
+        self.finder = face_finder(self.settings, workers, all_faces)
+        self.backend = graphs.choose(backend, self.device, batch_size)
+        if self.backend == "onnx":  # exported (once, cached) and loaded now, not mid-table
+            for ck in models.checkpoints.values():
+                graphs.session(ck)
         # every face of a batch in one forward pass (up to 256), no per-call bar or line
-        self.run = Inference(self.device, 256, progress=False, announce=False)
+        self.run = Inference(self.device, 256, False, False, self.backend)
         self.archs = [*models.checkpoints, *(["fused"] if len(models.checkpoints) == 2 else [])]
         self.classes = models.classes
         self.columns = columns(self.archs, self.classes)
@@ -232,33 +251,44 @@ class Predictor:
 
         quiet = None if self.progress is None else not self.progress
         bar = tqdm(desc="predict", unit="frame", disable=quiet, file=sys.stderr, leave=False)
-        stream = iter(frames(inputs, self.sampling))
         with bar:
-            while True:
-                start = time.perf_counter()
-                batch = [f for _, f in zip(range(self.batch_size), stream, strict=False)]
-                self.timing.decode_s += time.perf_counter() - start
-                if not batch:
-                    return
-                results = self._batch(batch)
-                del batch
+            for batch, per_frame, seconds in self.finder.map(self._batches(inputs)):
+                results = self._batch(batch, per_frame, seconds)
+                del batch, per_frame
                 if _TRIM is not None:
                     _TRIM(0)
                 for result in results:
                     bar.update(1)
                     yield result
 
-    def _batch(self, batch: list[Frame]) -> list[Result]:
-        start = time.perf_counter()
-        readable = [f for f in batch if f.image is not None]
-        found = iter(self.processor.faces([f.image for f in readable], None, self.all_faces))
-        per_frame = [next(found) if f.image is not None else [] for f in batch]
+    def _batches(self, inputs: Iterable) -> Iterator[list[Frame]]:
+        """The frames of ``inputs``, ``batch_size`` at a time (decoding timed)."""
+        stream = iter(frames(inputs, self.sampling))
+        while True:
+            start = time.perf_counter()
+            batch = [f for _, f in zip(range(self.batch_size), stream, strict=False)]
+            self.timing.decode_s += time.perf_counter() - start
+            if not batch:
+                return
+            yield batch
+
+    def close(self) -> None:
+        """Stop the preprocessing workers (:mod:`fer.predict.pool`), if any."""
+        self.finder.close()
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _batch(self, batch: list[Frame], per_frame: list[list], seconds: float) -> list[Result]:
         flat = [(i, face) for i, faces in enumerate(per_frame) for face in faces]
-        middle = time.perf_counter()
+        start = time.perf_counter()
         probs = self._infer(batch, flat)
         t = self.timing
-        t.preprocess_s += middle - start
-        t.inference_s += time.perf_counter() - middle
+        t.preprocess_s += seconds
+        t.inference_s += time.perf_counter() - start
         t.frames, t.faces = t.frames + len(batch), t.faces + len(flat)
         out = [Result(f, faces, []) for f, faces in zip(batch, per_frame, strict=True)]
         for n, (i, face) in enumerate(flat):

@@ -26,13 +26,14 @@ from fer import cliargs
 from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError, FerWarning
+from fer.models.graphs import TOLERANCE, export_onnx
+from fer.models.graphs import parity as onnx_parity
 from fer.models.transforms import Normalisation
 from fer.models.tta import logits
 from fer.paths import writable_out
 from fer.predict.models import FUSION_FILE, ModelSet, load_models
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
-TOLERANCE = 1e-4  # the largest |logit| difference from eager mode the parity check accepts
 
 
 class FusedPair(nn.Module):
@@ -110,7 +111,7 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
     out = Path(out)
     with StagedFile(out) as staged:
         if fmt == "onnx":
-            _onnx(module, inputs, names, staged.tmp)
+            export_onnx(module, inputs, names, staged.tmp)
         else:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
@@ -142,48 +143,21 @@ def export(models: ModelSet, fmt: str, out: Path) -> dict:
     return spec
 
 
-def _onnx(module: nn.Module, inputs: dict, names: list[str], path: Path) -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise FerError("ONNX export needs: pip install 'fer-roi-fusion[export]'") from None
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    shapes = {k: {0: batch} for k in inputs}
-    with torch.no_grad(), warnings.catch_warnings():
-        # every input's batch axis is the one Dim "batch"; torch notes that it keeps one name
-        warnings.filterwarnings("ignore", "# The axis name: batch will not be used", UserWarning)
-        program = torch.onnx.export(
-            module,
-            (),
-            kwargs=inputs,
-            input_names=list(inputs),
-            output_names=names,
-            dynamic_shapes=shapes,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
-        )
-    program.save(str(path))
-
-
 def parity(module: nn.Module, path: Path, fmt: str, inputs: dict) -> float:
     """Largest |logit| difference between ``module`` (eager) and the exported file on ``inputs``."""
-    with torch.no_grad():
-        eager = [z.numpy() for z in module(**inputs)]
-    if fmt == "torchscript":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            loaded = torch.jit.load(str(path))
-        with torch.no_grad():
-            got = [z.numpy() for z in loaded(*inputs.values())]
-    else:
+    if fmt == "onnx":
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise FerError("the ONNX parity check needs onnxruntime (the export extra)") from None
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {k: v.numpy() for k, v in inputs.items()})
+        return onnx_parity(module, path, inputs)
+    with torch.no_grad():
+        eager = [z.numpy() for z in module(**inputs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        loaded = torch.jit.load(str(path))
+    with torch.no_grad():
+        got = [z.numpy() for z in loaded(*inputs.values())]
     return float(max(abs(a - b).max() for a, b in zip(eager, got, strict=True)))
 
 

@@ -1,0 +1,144 @@
+"""Where ``fer predict`` finds its faces: in its own process, or in worker processes that detect,
+align and crop the next batches while the networks score the current one.
+
+Both give :meth:`map`: ``(batch, faces per frame, seconds)`` for each batch of frames, in input
+order, from the same :class:`~fer.preprocess.pipeline.Processor` (the one ``fer prepare`` runs), so
+the two tables are the same. Decoding stays in the calling process (a video is read in order); a
+batch's decoded pictures go to a worker, its :class:`~fer.preprocess.pipeline.Face` s come back.
+At most ``workers + 1`` batches are in flight, so memory stays flat over a long video.
+
+Workers are spawned, not forked: the calling process holds torch's thread pools, which a forked
+child must not inherit, and a spawned worker imports neither torch nor the models (its detector
+and landmark model load while the parent loads the networks). A worker that dies (killed, out of
+memory) ends the run with one line (:class:`~fer.errors.FerError`), never a hang.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+
+from fer.errors import FerError
+from fer.preprocess.pipeline import Processor, Settings
+
+_PROCESSOR: Processor | None = None  # a worker's own, built by its initializer
+
+
+def auto_workers(settings: Settings, cpus: int | None = None) -> int:
+    """Worker processes ``--workers auto`` starts: none where there is little to overlap (no
+    detector, MTCNN on a GPU, one core), else one per two cores, at most four; the networks
+    keep the other cores."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    if settings.detector == "none" or settings.device != "cpu" or cpus < 2:
+        return 0
+    return max(1, min(4, cpus // 2))
+
+
+def _faces(processor: Processor, images: list, all_faces: bool) -> tuple[list, float]:
+    start = time.perf_counter()
+    found = processor.faces(images, None, all_faces)
+    return found, time.perf_counter() - start
+
+
+def _start(settings: Settings) -> None:
+    from fer.cli import quiet_worker
+
+    global _PROCESSOR
+    quiet_worker()
+    _PROCESSOR = Processor(settings)
+
+
+def _work(images: list, all_faces: bool) -> tuple[list, float]:
+    assert _PROCESSOR is not None, "the worker's initializer did not run"
+    return _faces(_PROCESSOR, images, all_faces)
+
+
+def _split(batch: list) -> tuple[list, list]:
+    """The decoded pictures of ``batch`` and where they sit in it."""
+    where = [i for i, frame in enumerate(batch) if frame.image is not None]
+    return [batch[i].image for i in where], where
+
+
+def _spread(batch: list, where: list, found: list) -> list[list]:
+    """Faces per frame of ``batch``: ``found`` for the decoded ones, none for the others."""
+    out: list[list] = [[] for _ in batch]
+    for i, faces in zip(where, found, strict=True):
+        out[i] = faces
+    return out
+
+
+class InProcess:
+    """Faces found here, one batch after the other."""
+
+    workers = 0
+
+    def __init__(self, settings: Settings, all_faces: bool = False):
+        self.processor = Processor(settings)
+        self.all_faces = all_faces
+
+    def map(self, batches: Iterable[list]) -> Iterator[tuple[list, list[list], float]]:
+        for batch in batches:
+            images, where = _split(batch)
+            found, seconds = _faces(self.processor, images, self.all_faces)
+            yield batch, _spread(batch, where, found), seconds
+
+    def close(self) -> None:
+        pass
+
+
+class WorkerPool:
+    """Faces found by ``workers`` spawned processes, ahead of the caller."""
+
+    def __init__(self, settings: Settings, workers: int, all_faces: bool = False):
+        if workers < 1:
+            raise FerError(f"{workers} preprocessing workers: expected at least 1")
+        self.workers, self.all_faces = workers, all_faces
+        settings = replace(settings, blas_threads=1)  # one core each: the networks keep the rest
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=mp.get_context("spawn"), initializer=_start, initargs=(settings,)
+        )
+        for _ in range(workers):  # start them now: they load while the networks do
+            self.pool.submit(int)
+
+    def map(self, batches: Iterable[list]) -> Iterator[tuple[list, list[list], float]]:
+        window: deque[tuple[list, list, Future]] = deque()
+        try:
+            for batch in batches:
+                images, where = _split(batch)
+                window.append((batch, where, self.pool.submit(_work, images, self.all_faces)))
+                if len(window) > self.workers:
+                    yield self._done(*window.popleft())
+            while window:
+                yield self._done(*window.popleft())
+        except BrokenProcessPool:
+            self.close()
+            raise FerError(
+                "a preprocessing worker died (killed, or out of memory); the table was not "
+                "written: run again, or with --workers 0"
+            ) from None
+        finally:
+            for *_, future in window:
+                future.cancel()
+
+    @staticmethod
+    def _done(batch: list, where: list, future: Future) -> tuple[list, list[list], float]:
+        found, seconds = future.result()
+        return batch, _spread(batch, where, found), seconds
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def face_finder(settings: Settings, workers: int, all_faces: bool = False):
+    """:class:`WorkerPool` of ``workers`` processes, or :class:`InProcess` for 0."""
+    if workers == 0:
+        return InProcess(settings, all_faces)
+    return WorkerPool(settings, workers, all_faces)
