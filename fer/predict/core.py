@@ -181,11 +181,15 @@ class Predictor:
             workers = auto_workers(self.settings)
         if not isinstance(workers, int) or workers < 0:
             raise FerError(f"workers {workers!r}: expected 'auto' or a whole number >= 0")
-        self.finder = face_finder(self.settings, workers, all_faces)
         self.backend = graphs.choose(backend, self.device, batch_size)
+        self.finder = face_finder(self.settings, workers, all_faces)  # they start loading now
         if self.backend == "onnx":  # exported (once, cached) and loaded now, not mid-table
-            for ck in models.checkpoints.values():
-                graphs.session(ck)
+            try:
+                for ck in models.checkpoints.values():
+                    graphs.session(ck)
+            except BaseException:
+                self.finder.close()
+                raise
         # every face of a batch in one forward pass (up to 256), no per-call bar or line
         self.run = Inference(self.device, 256, False, False, self.backend)
         self.archs = [*models.checkpoints, *(["fused"] if len(models.checkpoints) == 2 else [])]
