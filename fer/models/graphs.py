@@ -39,6 +39,7 @@ CACHE_ENV = "FER_CACHE"
 AUTO_BATCH = 16  # ``auto`` picks onnx for batches of this many frames or more
 NEEDS = ("onnx", "onnxscript", "onnxruntime")
 _SESSIONS: dict[tuple[str, str], object] = {}  # this process's sessions by (graph, threads)
+_DIGESTS: dict[tuple, str] = {}  # checkpoint sha256 by (path, size, mtime): read once
 
 
 def cache_dir() -> Path:
@@ -125,9 +126,18 @@ def export_onnx(module: nn.Module, inputs: dict, names: list[str], path: Path) -
 
 def graph_path(ck) -> Path:
     """Where ``ck``'s graph is cached (:func:`cache_dir`)."""
+    return cache_dir() / "graphs" / f"{_digest(ck.path)}-{ck.tta}.onnx"
+
+
+def _digest(path: Path) -> str:
+    """The sha256 of a checkpoint file, read once per process while its size and mtime hold."""
     from fer.provenance import sha256_file
 
-    return cache_dir() / "graphs" / f"{sha256_file(ck.path)}-{ck.tta}.onnx"
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
 
 
 def session(ck, threads: int | None = None):
