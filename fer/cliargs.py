@@ -119,9 +119,9 @@ def add_device(p: argparse.ArgumentParser, what: str = "torch device") -> None:
     p.add_argument("--device", default="auto", help=help)
 
 
-def add_threads(p: argparse.ArgumentParser) -> None:
+def add_threads(p: argparse.ArgumentParser, help: str = "CPU threads for torch (default: torch's)"):
     """``--threads``: torch's CPU threads (default: torch's own choice)."""
-    p.add_argument("--threads", type=integer(1), help="CPU threads for torch (default: torch's)")
+    p.add_argument("--threads", type=integer(1), help=help)
 
 
 def add_stored_sizes(p: argparse.ArgumentParser) -> None:

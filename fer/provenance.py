@@ -6,6 +6,7 @@ import hashlib
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 from fer import __version__
@@ -35,6 +36,20 @@ def sha256_file(path: str | os.PathLike) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+_DIGESTS: dict[tuple, str] = {}  # sha256 by (path, size, mtime): read once per process
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """:func:`sha256_file` of a file read once per process while its size and mtime hold (a
+    checkpoint's names its cached graph and is checked against fusion.json: one read serves
+    both)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = sha256_file(path)
+    return _DIGESTS[key]
+
+
 def versions() -> dict[str, str]:
     """Versions of the packages that decide the numbers."""
     import numpy as np
@@ -49,6 +64,29 @@ def versions() -> dict[str, str]:
         "torchvision": torchvision.__version__,
         "cuda": str(torch.version.cuda),
     }
+
+
+def cpu_only(name: str) -> bool:
+    """Whether device ``name`` is the CPU, known without importing torch (about 1.5 s): ``cpu``,
+    or ``auto`` where no CUDA device can be visible (a CPU-only torch build, macOS, or Linux
+    without NVIDIA's or ROCm's device files). False where only torch can tell."""
+    if name == "cpu":
+        return True
+    if name != "auto":
+        return False
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        if "+cpu" in version("torch"):
+            return True
+    except PackageNotFoundError:
+        return False
+    if sys.platform == "darwin":
+        return True
+    if sys.platform.startswith("linux"):
+        dev = Path("/dev")
+        return not (any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists())
+    return False
 
 
 def resolve_device(name: str):

@@ -191,7 +191,7 @@ def test_a_worker_that_dies_ends_the_run_in_one_line_without_a_table(
 def test_the_onnx_backend_scores_as_eager_mode_and_exports_each_graph_once(
     pair, inputs, tmp_path, monkeypatch, capsys
 ):
-    from fer.models import graphs
+    from fer.models import exporter, graphs
     from fer.models.inference import Inference, model_logits
 
     monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
@@ -202,8 +202,11 @@ def test_the_onnx_backend_scores_as_eager_mode_and_exports_each_graph_once(
         predictor = Predictor.from_dir(pair, device="cpu", progress=False, backend=backend)
         assert predictor.backend == backend
         tables[backend] = predictor.predict(pictures)
-    made = sorted((tmp_path / "cache" / "graphs").iterdir())
+    made = sorted((tmp_path / "cache" / "graphs").glob("*.onnx"))
     assert [p.name[64:] for p in made] == ["-none.onnx"] * 2  # <sha256>-<tta>.onnx, one each
+    metas = sorted((tmp_path / "cache" / "graphs").glob("*.meta.json"))  # <sha256>.meta.json
+    assert [p.name[:64] for p in metas] == [p.name[:64] for p in made]
+    assert len(list((tmp_path / "cache" / "graphs").iterdir())) == 4
     assert capsys.readouterr().err.count("exporting its graph for onnxruntime once") == 2
     eager, onnx = tables["eager"], tables["onnx"]
     probs = [c for c in eager.columns if "_p_" in c]
@@ -214,23 +217,66 @@ def test_the_onnx_backend_scores_as_eager_mode_and_exports_each_graph_once(
     rng = np.random.default_rng(0)
     for ck in models.checkpoints.values():
         arrays = {k: rng.integers(0, 256, (5, s, s, 3), np.uint8) for k, s in PRE_SIDES.items()}
-        arrays = {k: v for k, v in arrays.items() if k in graphs.input_names(ck)}
+        arrays = {k: v for k, v in arrays.items() if k in exporter.input_names(ck)}
         z = [
             model_logits(
                 ck, arrays, np.arange(5), Inference(torch.device("cpu"), 2, False, False, b)
             )
             for b in ("eager", "onnx")
         ]
-        assert np.abs(z[0] - z[1]).max() < graphs.TOLERANCE
+        assert np.abs(z[0] - z[1]).max() < exporter.TOLERANCE
+    for ck in models.checkpoints.values():  # the cached meta is the checkpoint's
+        assert json.loads(graphs.meta_path(ck.path).read_text()) == json.loads(json.dumps(ck.meta))
     stamps = [p.stat().st_mtime_ns for p in made]
     monkeypatch.setattr(graphs, "_SESSIONS", {})  # a new process: the graphs come from the cache
-    Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
+    again = Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
     assert [p.stat().st_mtime_ns for p in made] == stamps
     assert "exporting" not in capsys.readouterr().err
+    pd.testing.assert_frame_equal(again.predict(pictures), onnx)
+    assert all(ck._model is None for ck in again.models.checkpoints.values())  # weights unread
+    ck = again.models.roi_ck  # asked for, they are read
+    assert ck.model.uses_rois and ck._model is not None
     with pytest.raises(FerError, match="backend onnx runs on the CPU, not on cuda"):
         graphs.choose("onnx", "cuda")
     with pytest.raises(FerError, match="backend 'tensorrt': expected one of auto, eager, onnx"):
         graphs.choose("tensorrt", "cpu")
+
+
+def test_cached_graphs_predict_without_torch_in_a_fresh_process(pair, inputs, tmp_path):
+    """fer predict's start-up (issue 31): once a pair's graphs are cached, a new process scores
+    with onnxruntime alone; torch, torchvision and pandas are never imported."""
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    env = {**os.environ, "FER_CACHE": str(tmp_path / "cache")}
+    (tmp_path / "run.py").write_text(
+        "import sys\n"
+        "from fer.cli import main\n"
+        "if __name__ == '__main__':\n"
+        "    rc = main(sys.argv[1:])\n"
+        "    heavy = ('torch', 'torchvision', 'pandas')\n"
+        "    print('LOADED', *[m for m in heavy if m in sys.modules])\n"
+        "    sys.exit(rc)\n"
+    )
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.png")
+    pictures = [str(tmp_path / "astronaut.png"), str(inputs["happy"][0])]
+    out = {}
+    for run in ("first", "second"):
+        argv = [sys.executable, str(tmp_path / "run.py"), "predict", *pictures, "--models"]
+        argv += [str(pair), "--no-progress", "--out", str(tmp_path / f"{run}.csv")]
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        out[run] = done
+    assert "exporting its graph" in out["first"].stderr  # the first run needs torch for that
+    assert "LOADED torch" in out["first"].stdout
+    assert "exporting" not in out["second"].stderr
+    assert out["second"].stdout.split("LOADED")[-1].strip() == ""
+    first, second = (pd.read_csv(tmp_path / f"{run}.csv") for run in ("first", "second"))
+    pd.testing.assert_frame_equal(first, second)
+    assert len(second) == 2 and second["status"][0] == "ok"
 
 
 def test_fusion_json_weights_and_the_one_model_case(pair, tmp_path):

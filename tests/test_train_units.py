@@ -47,6 +47,25 @@ def test_eval_transform_normalises():
     assert T.Normalisation.from_meta({}) == T.IMAGENET
 
 
+@pytest.mark.parametrize(
+    "source, size", [(112, 48), (48, 24), (24, 48), (224, 90), (37, 100), (30, 29), (48, 48)]
+)
+def test_the_numpy_eval_transform_is_torchs_to_float32_rounding(source, size):
+    rng = np.random.default_rng(source * size)
+    other = T.Normalisation((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    for x in (  # square, and not (a frame resized to a square)
+        rng.integers(0, 256, (3, source, source, 3), dtype=np.uint8),
+        rng.integers(0, 256, (2, source, source + 7, 3), dtype=np.uint8),
+    ):
+        for norm in (T.IMAGENET, other):
+            want = T.eval_transform(torch.from_numpy(x), size, norm, channels_last=False)
+            got = T.eval_array(x, size, norm)
+            assert got.dtype == np.float32 and got.shape == tuple(want.shape)
+            assert got.shape[1:] == (3, size, size)
+            assert np.abs(got - want.numpy()).max() < 2e-6  # float32 steps at |x| < 3: 2.4e-7
+    assert np.allclose(T.aa_weights(source, size).sum(1), 1.0, atol=1e-6)
+
+
 def test_flip_and_affine_identity_cases():
     x = T.to_float(_batch(), 20)
     g = torch.Generator().manual_seed(0)

@@ -10,10 +10,13 @@ a checkpoint.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from fer.contracts import TTA_MODES
 from fer.errors import FerError
+
+if TYPE_CHECKING:  # tensor methods only: :func:`of` serves code that never loads torch
+    import torch
 
 
 def main_logits(outputs) -> torch.Tensor:

@@ -79,7 +79,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=BACKENDS, default="auto", help=backend)
     cliargs.add_device(p)
-    cliargs.add_threads(p)
+    cliargs.add_threads(
+        p, "CPU threads of the networks, torch's or onnxruntime's (default: theirs)"
+    )
     cliargs.add_no_progress(p)
     return p
 
@@ -120,10 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         raise FerError("give --models DIR (or --global-ckpt / --roi-ckpt)")
     table_format(args.out)  # a bad --out stops before any model loads
     check_outputs(args)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     models = load_models(
         args.models,
         global_ckpt=args.global_ckpt,
@@ -142,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         progress=False if args.no_progress else None,
         workers=args.workers,
         backend=args.backend,
+        threads=args.threads or None,
     )
     with predictor:
         return _run(args, models, predictor)

@@ -34,15 +34,18 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError, FerWarning
 from fer.fusion import Fusion
 from fer.predict.models import ModelSet, load_models
 from fer.predict.sources import Frame, Sampling, frames
+
+if TYPE_CHECKING:  # imported where a table is made: fer predict's CSV path never needs it
+    import pandas as pd
 
 STATUS = {"ok": "ok", "no_face": "no_face", "landmarks_failed": "no_roi", "roi_empty": "no_roi"}
 STATUSES = ("ok", "no_roi", "no_face", "unreadable", "rejected")  # a row's, in this order
@@ -128,7 +131,8 @@ class Predictor:
     ``fer predict``; close them with :meth:`close` or a ``with`` block); ``backend``: ``eager``
     (torch), ``onnx`` (onnxruntime: :mod:`fer.models.graphs`, same logits within 1e-4) or
     ``auto`` (onnx on the CPU for batches of 16 frames or more where the ``export`` extra is
-    installed, else eager).
+    installed, else eager); ``threads``: the networks' threads (None: torch's or onnxruntime's
+    default). With onnx on a CPU and graphs already cached, torch is never loaded.
     """
 
     def __init__(
@@ -143,12 +147,13 @@ class Predictor:
         progress: bool | None = None,
         workers: int | str = 0,
         backend: str = "auto",
+        threads: int | None = None,
     ):
         from fer.models import graphs
         from fer.models.inference import Inference
         from fer.predict.pool import auto_workers, face_finder
         from fer.preprocess.pipeline import Settings
-        from fer.provenance import resolve_device
+        from fer.provenance import cpu_only, resolve_device
 
         if batch_size < 1:
             raise FerError(f"batch size {batch_size}: expected >= 1")
@@ -163,7 +168,8 @@ class Predictor:
                 "which new pictures do not have: choose a detector (--detector mtcnn)"
             )
         self.sampling = sampling or Sampling(max_pixels=int(pre.get("max_pixels", 100_000_000)))
-        self.device = resolve_device(device)
+        # "cpu" or "cuda:0"…: a name, so that the CPU is known without importing torch
+        self.device = "cpu" if cpu_only(device) else str(resolve_device(device))
         self.batch_size = batch_size
         self.settings = Settings(
             root="",
@@ -171,7 +177,7 @@ class Predictor:
             chip_size=int(pre["chip_size"]),
             crop_size=int(pre["crop_size"]),
             padding=float(pre["padding"]),
-            device=self.device.type if self.device.type == "cpu" else str(self.device),
+            device=self.device,
             max_pixels=self.sampling.max_pixels,
             # as its training data (models prepared before min_face was recorded used 20 px)
             min_face=pre.get("min_face", 20) if self.detector == pre["detector"] else "auto",
@@ -181,17 +187,23 @@ class Predictor:
             workers = auto_workers(self.settings)
         if not isinstance(workers, int) or workers < 0:
             raise FerError(f"workers {workers!r}: expected 'auto' or a whole number >= 0")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise FerError(f"threads {threads!r}: expected a whole number >= 1")
         self.backend = graphs.choose(backend, self.device, batch_size)
+        if threads and self.backend == "eager":
+            import torch
+
+            torch.set_num_threads(threads)
         self.finder = face_finder(self.settings, workers, all_faces)  # they start loading now
         if self.backend == "onnx":  # exported (once, cached) and loaded now, not mid-table
             try:
                 for ck in models.checkpoints.values():
-                    graphs.session(ck)
+                    graphs.session(ck, threads)
             except BaseException:
                 self.finder.close()
                 raise
         # every face of a batch in one forward pass (up to 256), no per-call bar or line
-        self.run = Inference(self.device, 256, False, False, self.backend)
+        self.run = Inference(self.device, 256, False, False, self.backend, threads)
         self.archs = [*models.checkpoints, *(["fused"] if len(models.checkpoints) == 2 else [])]
         self.classes = models.classes
         self.columns = columns(self.archs, self.classes)
@@ -214,6 +226,8 @@ class Predictor:
     def predict(self, inputs) -> pd.DataFrame:
         """One row per face of every input (a path, folder, PIL image or array, or a list of
         them); see the module docstring for the columns."""
+        import pandas as pd
+
         rows = [row for result in self.results(_listed(inputs)) for row in result.rows]
         return pd.DataFrame(rows, columns=self.columns)
 
@@ -224,6 +238,7 @@ class Predictor:
         N×3×S×S RGB in [0, 1] at the checkpoints' input sizes, resized exactly as the models
         here see them (normalisation is inside the graph). ``session.run(None, crops)`` of the
         exported ONNX file then gives these rows' logits."""
+        import pandas as pd
         import torch
 
         from fer.models.transforms import to_float

@@ -26,8 +26,8 @@ from fer import cliargs
 from fer.atomic import StagedFile, write_json
 from fer.contracts import ROI_NAMES
 from fer.errors import FerError, FerWarning
-from fer.models.graphs import TOLERANCE, export_onnx
-from fer.models.graphs import parity as onnx_parity
+from fer.models.exporter import TOLERANCE, export_onnx
+from fer.models.exporter import parity as onnx_parity
 from fer.models.transforms import Normalisation
 from fer.models.tta import logits
 from fer.paths import writable_out

@@ -21,7 +21,7 @@ from fer.contracts import MODELS, preprocess_of
 from fer.errors import FerError
 from fer.fusion import REFERENCE, Fusion
 from fer.paths import read_small
-from fer.provenance import sha256_file
+from fer.provenance import file_digest, sha256_file
 
 if TYPE_CHECKING:  # fer.models imports torch: loaded only where a checkpoint is read
     from fer.models.inference import Checkpoint
@@ -180,7 +180,7 @@ def read_fusion(folder: Path, files: dict[str, Path]) -> tuple[Fusion, str] | No
             f"{{file: {{'sha256': ...}}}}}} ({exc})"
         ) from None
     for here in files.values():
-        if here.name not in recorded or recorded[here.name] != sha256_file(here):
+        if here.name not in recorded or recorded[here.name] != file_digest(here):
             raise FerError(
                 f"{path}: written for another {here.name} than the one in the folder; rerun "
                 f"`fer pair --models {folder}` (or the workflow) after retraining"
@@ -245,16 +245,23 @@ def load_models(
     fold: int | None = None,
     fusion: Fusion | None = None,
     device=None,
+    lazy: bool = True,
 ) -> ModelSet:
     """The :class:`ModelSet` of a models folder, or of explicit checkpoint files; ``fusion``
-    overrides fusion.json."""
+    overrides fusion.json. ``lazy``: where the ONNX graphs of all the checkpoints are cached,
+    their metadata comes from the cache and their weights (torch) are read only if something
+    asks for them (:func:`fer.models.inference.load_checkpoints`)."""
     from fer.models.inference import load_checkpoints
 
     files = checkpoint_files(folder, fold) if folder is not None else {}
     files.update({k: Path(p) for k, p in (("global", global_ckpt), ("roi", roi_ckpt)) if p})
     if not files:
         raise FerError("give a models folder (--models) or checkpoint files")
-    cks = {k: load_checkpoints([p], k)[0] for k, p in files.items()}
+    if lazy and device is None:  # all from the cache, or all read: one pair, one source of meta
+        from fer.models.graphs import cached_meta
+
+        lazy = all(cached_meta(p) is not None for p in files.values())
+    cks = {k: load_checkpoints([p], k, lazy=lazy and device is None)[0] for k, p in files.items()}
     if device is not None:
         for ck in cks.values():
             ck.model.to(device)
