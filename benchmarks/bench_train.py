@@ -2,8 +2,9 @@
 
 Runs the trainer's own ``train_one_epoch`` (uint8 batch → on-device augmentation → forward →
 loss → backward → SGD step) on synthetic uint8 batches, for both models, in fp32 NCHW and with
-fer's default step (``amp: auto`` resolved for this machine, channels_last), and prints images
-per second. The fp32 NCHW step is the reference's step measured again on this machine (the same
+fer's default step (``amp: auto`` and ``channels_last: null`` resolved for this machine: bf16 +
+channels_last where the CPU computes bf16 natively, fp32 NCHW elsewhere), and prints images per
+second. The fp32 NCHW step is the reference's step measured again on this machine (the same
 layers and logits, fp32, NCHW, no compile); :data:`REFERENCE` holds the reference code's own
 step, run as published on an idle 2-core Xeon (issue 19): 3.05 img/s (Global-ROI Net) and 18.1
 img/s (Global Net). Both ratios are printed. ``--bf16`` also times forced bf16 autocast where
@@ -28,7 +29,7 @@ from common import add_model_options, start
 
 from fer.models import create_model, gflops_per_image
 from fer.train.loop import Criterion, Step, build_model, train_one_epoch
-from fer.train.precision import resolve
+from fer.train.precision import memory_format, resolve
 from fer.train.recipe import Recipe
 
 REFERENCE = {"global": 18.1, "roi": 3.05}  # the reference code's fp32 step, batch 16 (issue 19)
@@ -59,7 +60,7 @@ def batches(n: int, bs: int, face: int, roi: int, classes: int = 7):
         yield b
 
 
-def bench(arch: str, amp: str, channels_last: bool, args) -> float:
+def bench(arch: str, amp: str, channels_last: bool | None, args) -> float:
     """Images per second of ``args.steps`` train steps after one warm-up step."""
     recipe = Recipe(amp=amp, channels_last=channels_last, batch_size=args.batch_size)
     device = torch.device(args.device)
@@ -108,17 +109,20 @@ def main(argv=None) -> int:
         "bf16": gemm_peak(torch.bfloat16, args.device),
     }
     print(f"GEMM peak: fp32 {peak['fp32']:.3g} GFLOP/s, bf16 {peak['bf16']:.3g} GFLOP/s")
-    chosen = resolve("auto", torch.device(args.device))
-    print(f"fer's default step: {chosen.name} + channels_last ({chosen.why})")
+    device = torch.device(args.device)
+    chosen = resolve("auto", device)
+    layout = memory_format(None, chosen, device)
+    default = f"{chosen.name}+{layout.name}"
+    print(f"fer's default step: {default} ({chosen.why}; {layout.why})")
     for arch in args.archs:
         fp32 = bench(arch, "none", False, args)
-        rates = {chosen.name: bench(arch, "auto", True, args)}
+        rates = {chosen.name: bench(arch, "auto", None, args)}
         if args.bf16 and not chosen.bf16:
             rates["bf16"] = bench(arch, "bf16", True, args)
         fast = rates[chosen.name]
         print(
             f"{arch:6s} fp32 NCHW (the reference's step, measured now) {fp32:7.2f} img/s | "
-            f"fer default ({chosen.name}+channels_last) {fast:7.2f} img/s: {fast / fp32:.2f}x the "
+            f"fer default ({default}) {fast:7.2f} img/s: {fast / fp32:.2f}x the "
             f"step measured now, {fast / REFERENCE[arch]:.2f}x the reference code's "
             f"{REFERENCE[arch]} img/s",
             flush=True,

@@ -616,6 +616,9 @@ def test_each_model_s_recipe_is_shown_beside_its_curves(tmp_path):
     hists = []
     for name, recipe in (("global", modern), ("roi", older)):
         run = {"dataset": "rafdb", "arch": name, "fold": None, "seed": 0, "recipe": recipe}
+        if name == "global":  # what amp: auto and channels_last: null chose on the machine
+            run["precision"] = {"amp": "fp32", "why": "amp: auto, the CPU has neither"}
+            run["memory_format"] = {"format": "nchw", "why": "channels_last: null, fp32 on CPU"}
         hists.append(write_history(tmp_path / "rafdb" / f"{name}.history.csv", run=run))
     cell = {"dataset": "rafdb", "target": "rafdb", "arch": "roi", "path": str(tmp_path / "no.json")}
     html = build_report(cells=[cell], histories=hists)
@@ -628,6 +631,7 @@ def test_each_model_s_recipe_is_shown_beside_its_curves(tmp_path):
     assert rows["schedule"] == "cosine · warmup epochs 2"
     assert rows["augmentation"] == "standard · mixup alpha 0.2"
     assert rows["EMA of weights"] == "0.998" and rows["test-time views"] == "flip"
+    assert rows["precision"] == "auto → fp32 · channels last null → nchw"
     old = dict(re.findall(r"<tr><th>([^<]+)</th><td>([^<]+)</td></tr>", cards["roi"]))
     assert "optimizer" not in old and "schedule" not in old and old["augmentation"] == "True"
     assert old["EMA of weights"] == "off" and old["sampling"].startswith("class-balanced")

@@ -274,13 +274,20 @@ def test_auto_precision_is_recorded_and_a_state_of_another_precision_starts_over
     run = json.loads((tmp_path / "g.run.json").read_text())
     assert run["recipe"]["amp"] == "auto" and run["precision"]["amp"] == "fp32"
     assert "neither AVX512_BF16 nor AMX" in run["precision"]["why"]
-    assert "precision fp32 (amp: auto" in capsys.readouterr().err
+    assert run["recipe"]["channels_last"] is None  # and the memory format follows: NCHW
+    assert run["memory_format"] == {
+        "format": "nchw",
+        "why": "channels_last: null, an fp32 step on the CPU",
+    }
+    err = capsys.readouterr().err
+    assert "precision fp32 (amp: auto" in err and "memory format nchw (channels_last: null" in err
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert T.main(train_args(prepared, out, **quick)) == 0
     err = capsys.readouterr().err
     assert "saved for another precision (amp: auto chose differently" in err, err
     run = json.loads((tmp_path / "g.run.json").read_text())
     assert run["precision"] == {"amp": "bf16", "why": "amp: auto, the CPU has AMX"}
+    assert run["memory_format"]["format"] == "channels_last"
     assert run["resumed_from_epoch"] is None
 
 

@@ -409,3 +409,22 @@ def test_ema_is_the_running_average_of_every_step_s_weights():
         if v.is_floating_point():
             assert torch.allclose(got[k], v, atol=1e-6), k
     assert not torch.allclose(got["fc.weight"], model.state_dict()["fc.weight"])
+
+
+def test_the_memory_format_follows_the_precision_unless_the_recipe_says():
+    from fer.train.loop import Step
+    from fer.train.precision import Precision, memory_format
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    fp32, bf16 = Precision(False, "fp32"), Precision(True, "bf16")
+    assert not memory_format(None, fp32, cpu).channels_last  # NCHW: faster in fp32 on a CPU
+    assert memory_format(None, bf16, cpu).name == "channels_last"
+    assert memory_format(None, fp32, gpu).channels_last
+    assert memory_format(True, fp32, cpu).why == "channels_last: true (forced)"
+    assert not memory_format(False, bf16, gpu).channels_last
+    step = Step.of(Recipe(amp="none"), (32, 16), cpu)
+    assert not step.channels_last and not step.amp
+    assert Step.of(Recipe(amp="bf16"), (32, 16), cpu).channels_last
+    assert Step.of(Recipe(amp="none", channels_last=True), (32, 16), cpu).channels_last
+    with pytest.raises(FerError, match="recipe key 'channels_last' is 'auto'; expected null or"):
+        Recipe.from_dict({"channels_last": "auto"})

@@ -67,6 +67,10 @@ def _recipe_text(label: str, present: list[str], recipe: dict, run: dict) -> str
     text = "off" if head is None else str(head)
     if label == "precision" and isinstance(run.get("precision"), dict):
         text = f"{head} → {run['precision'].get('amp')}"  # what amp: auto chose on the machine
+        chosen = run.get("memory_format")  # and what channels_last: null chose
+        if isinstance(chosen, dict) and "channels_last" in present:
+            setting = json.dumps(recipe["channels_last"])  # true, false or null
+            return f"{text} · channels last {setting} → {chosen.get('format')}"
     return " · ".join([text, *(f"{k.replace('_', ' ')} {recipe[k]}" for k in present[1:])])
 
 

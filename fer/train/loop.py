@@ -32,7 +32,7 @@ from fer.provenance import resolve_device
 from fer.train.augment import Mixing, augment
 from fer.train.data import Batches, Split, build_splits, epoch_order, epoch_steps
 from fer.train.job import TrainJob
-from fer.train.precision import Precision, resolve
+from fer.train.precision import Precision, memory_format, resolve
 from fer.train.recipe import Recipe
 from fer.train.state import RunState, load_state, remove_state, save_state, write_outputs
 
@@ -61,12 +61,14 @@ class Step:
 
     @classmethod
     def of(cls, recipe: Recipe, sizes: tuple[int, int], device: torch.device) -> Step:
-        """The step settings a recipe asks for on ``device`` (``amp: auto`` resolved)."""
+        """The step settings a recipe asks for on ``device`` (``amp: auto`` and
+        ``channels_last: null`` resolved)."""
+        precision = resolve(recipe.amp, device)
         return cls(
             device,
             tuple(sizes),
-            recipe.channels_last,
-            resolve(recipe.amp, device),
+            memory_format(recipe.channels_last, precision, device).channels_last,
+            precision,
             recipe.augment,
             Mixing(recipe.mixup_alpha, recipe.cutmix_alpha),
             recipe.tta,
@@ -224,7 +226,7 @@ def build_model(arch: str, recipe: Recipe, n_classes: int, sizes, device, steps_
     weights = None if recipe.weights == "none" else recipe.weights
     model = create_model(arch, n_classes, sizes[0], sizes[1], weights=weights)
     model.to(device)
-    if recipe.channels_last:
+    if memory_format(recipe.channels_last, resolve(recipe.amp, device), device).channels_last:
         model.to(memory_format=torch.channels_last)
     if recipe.optimizer == "adamw":
         optimizer = torch.optim.AdamW(
@@ -373,7 +375,11 @@ def run_job(job: TrainJob) -> RunState:
         n_train=len(train),
         n_val=len(val),
     )
-    say(f"precision {run.step.precision.name} ({run.step.precision.why})")
+    layout = run.memory_format
+    say(
+        f"precision {run.step.precision.name} ({run.step.precision.why}); memory format "
+        f"{layout.name} ({layout.why})"
+    )
     if load_state(run):
         say(f"resuming {job.out} after epoch {run.epochs_done} from {run.state_path}")
     try:

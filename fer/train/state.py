@@ -24,6 +24,7 @@ from fer.atomic import atomic_write, save_torch, write_json
 from fer.contracts import HISTORY_COLUMNS
 from fer.models.meta import checkpoint_meta as meta_of
 from fer.provenance import git_sha, versions
+from fer.train.precision import memory_format
 
 STATE_FORMAT = 3  # bump when the resume file's layout changes: older files then start over
 # what a fingerprint difference means, for the line that says why a run starts over
@@ -110,6 +111,11 @@ class RunState:
     def state_path(self) -> Path:
         """The resume file, ``<state folder>/last.pt``."""
         return self.job.state_folder / "last.pt"
+
+    @property
+    def memory_format(self):
+        """The step's memory format and why (:func:`fer.train.precision.memory_format`)."""
+        return memory_format(self.recipe.channels_last, self.step.precision, self.device)
 
     def fingerprint(self) -> dict:
         """What must match for a saved state to be resumed (else training starts over); the
@@ -291,6 +297,7 @@ def write_outputs(run: RunState, train, val) -> None:
         "versions": versions(),
         "hardware": hardware(run.device),
         "precision": {"amp": run.step.precision.name, "why": run.step.precision.why},
+        "memory_format": {"format": run.memory_format.name, "why": run.memory_format.why},
         "selection": run.recipe.selection,
         "validated_on": val.name,
         "selected_on_test": run.recipe.selection == "test",
