@@ -105,8 +105,8 @@ def cached_meta(checkpoint: Path) -> dict | None:
 def default_threads() -> int:
     """The networks' threads where none are given: torch's count where torch is loaded, else
     the cores this process may use (``OMP_NUM_THREADS`` where set), as torch would choose.
-    onnxruntime's own default pins its threads to cores, and the preprocessing workers beside
-    them then wait: a third of their speed on 2 cores (bench_predict.py)."""
+    Not onnxruntime's own default: with it the preprocessing workers beside the networks ran
+    about a third slower on 2 cores, and the whole no faster (bench_predict.py)."""
     if "torch" in sys.modules:
         return sys.modules["torch"].get_num_threads()
     given = os.environ.get("OMP_NUM_THREADS", "")
