@@ -7,10 +7,11 @@ the two tables are the same. Decoding stays in the calling process (a video is r
 batch's decoded pictures go to a worker, its :class:`~fer.preprocess.pipeline.Face` s come back.
 At most ``workers + 1`` batches are in flight, so memory stays flat over a long video.
 
-Workers are spawned, not forked: the calling process holds torch's thread pools, which a forked
-child must not inherit, and a spawned worker imports neither torch nor the models (its detector
-and landmark model load while the parent loads the networks). A worker that dies (killed, out of
-memory) ends the run with one line (:class:`~fer.errors.FerError`), never a hang.
+Workers are spawned, not forked: the calling process holds thread pools (torch's,
+onnxruntime's) that a forked child must not inherit, and a spawned worker imports neither torch
+nor the models (its detector and landmark model load while the parent loads the networks). A
+worker that dies (killed, out of memory) ends the run with one line
+(:class:`~fer.errors.FerError`), never a hang.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from fer.errors import FerError
-from fer.preprocess.pipeline import Processor, Settings
-
-_PROCESSOR: Processor | None = None  # a worker's own, built by its initializer
+from fer.preprocess.pipeline import Processor, Settings, start_worker, worker_processor
 
 
 def auto_workers(settings: Settings, cpus: int | None = None) -> int:
@@ -48,17 +47,8 @@ def _faces(processor: Processor, images: list, all_faces: bool) -> tuple[list, f
     return found, time.perf_counter() - start
 
 
-def _start(settings: Settings) -> None:
-    from fer.cli import quiet_worker
-
-    global _PROCESSOR
-    quiet_worker()
-    _PROCESSOR = Processor(settings)
-
-
 def _work(images: list, all_faces: bool) -> tuple[list, float]:
-    assert _PROCESSOR is not None, "the worker's initializer did not run"
-    return _faces(_PROCESSOR, images, all_faces)
+    return _faces(worker_processor(), images, all_faces)
 
 
 def _split(batch: list) -> tuple[list, list]:
@@ -102,8 +92,9 @@ class WorkerPool:
             raise FerError(f"{workers} preprocessing workers: expected at least 1")
         self.workers, self.all_faces = workers, all_faces
         settings = replace(settings, blas_threads=1)  # one core each: the networks keep the rest
+        spawn = mp.get_context("spawn")
         self.pool = ProcessPoolExecutor(
-            workers, mp_context=mp.get_context("spawn"), initializer=_start, initargs=(settings,)
+            workers, mp_context=spawn, initializer=start_worker, initargs=(settings,)
         )
         for _ in range(workers):  # start them now: they load while the networks do
             self.pool.submit(int)

@@ -279,6 +279,23 @@ def init_worker(settings: Settings) -> None:
     _PROCESSOR = Processor(settings)
 
 
+def start_worker(settings: Settings | None) -> None:
+    """Pool initializer of ``fer prepare``'s and ``fer predict``'s workers: only the parent
+    reports Ctrl-C (:func:`fer.cli.quiet_worker`); a spawned worker builds its own processor
+    (``settings``), a forked one inherited it (None)."""
+    from fer.cli import quiet_worker
+
+    quiet_worker()
+    if settings is not None:
+        init_worker(settings)
+
+
+def worker_processor() -> Processor:
+    """This worker's :class:`Processor` (:func:`init_worker`)."""
+    assert _PROCESSOR is not None, "init_worker was not run"
+    return _PROCESSOR
+
+
 def close_outputs(folder: str | Path) -> None:
     """Forget this process's handles on ``folder``'s outputs (after a run)."""
     _OUTPUTS.pop(str(folder), None)
@@ -287,8 +304,7 @@ def close_outputs(folder: str | Path) -> None:
 def process_into(task: tuple[str, int, list[dict]]) -> list[dict]:
     """Pool task ``(folder, start, rows)``: process ``rows`` with this worker's
     :class:`Processor`, write them at row ``start`` of ``folder``'s outputs; return the records."""
-    assert _PROCESSOR is not None, "init_worker was not run"
     folder, start, rows = task
-    chunk = _PROCESSOR.run(rows)
+    chunk = worker_processor().run(rows)
     Outputs.open(folder).write(start, chunk)
     return chunk.records

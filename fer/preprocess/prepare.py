@@ -27,7 +27,6 @@ import pandas as pd
 
 from fer import __version__, cliargs
 from fer.atomic import remove_stale, require_space, staged_folder
-from fer.cli import quiet_worker
 from fer.contracts import (
     EXCLUDED,
     MANIFEST_COLUMNS,
@@ -45,7 +44,14 @@ from fer.prepared import digests
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.mtcnn import parse_min_face
-from fer.preprocess.pipeline import Outputs, Settings, close_outputs, init_worker, process_into
+from fer.preprocess.pipeline import (
+    Outputs,
+    Settings,
+    close_outputs,
+    init_worker,
+    process_into,
+    start_worker,
+)
 from fer.progress import say
 from fer.provenance import resolve_device as resolve_torch_device
 
@@ -268,14 +274,6 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
         ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def start_worker(settings: Settings | None) -> None:
-    """Pool initializer: only the parent reports Ctrl-C (:func:`fer.cli.quiet_worker`); a
-    spawned worker builds its own processor (``settings``), a forked one inherited it."""
-    quiet_worker()
-    if settings is not None:
-        init_worker(settings)
 
 
 def chunk_size(n: int, workers: int, batch_size: int) -> int:
