@@ -1,5 +1,6 @@
 """Model registry and checkpoints: ``create_model``, ``list_models``, ``save/load_checkpoint``
-(imported as ``fer.models.<name>``: :mod:`fer.models` loads this module on first use).
+(imported as ``fer.models.<name>``: :mod:`fer.models` loads this module on first use, and its
+``__all__`` lists the public names).
 
 Contract: docs/design.md "Models". Checkpoints are ``{"state_dict", "meta"}`` dicts read with
 ``torch.load(weights_only=True)``: never pickled modules.
@@ -244,15 +245,3 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
     if isinstance(map_location, str | torch.device):
         model.to(map_location)
     return model.eval(), meta
-
-
-__all__ = [
-    "META_REQUIRED",
-    "create_model",
-    "example_inputs",
-    "gflops_per_image",
-    "list_models",
-    "load_checkpoint",
-    "register_model",
-    "save_checkpoint",
-]
