@@ -66,6 +66,13 @@ def versions() -> dict[str, str]:
     }
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_only(name: str) -> bool:
     """Whether device ``name`` is the CPU, known without importing torch (about 1.5 s): ``cpu``,
     or ``auto`` where no CUDA device can be visible (a CPU-only torch build, macOS, or Linux

@@ -38,7 +38,7 @@ import numpy as np
 from fer.atomic import write_json
 from fer.contracts import BACKENDS
 from fer.errors import FerError
-from fer.provenance import file_digest
+from fer.provenance import file_digest, usable_cores
 
 CACHE_ENV = "FER_CACHE"
 AUTO_BATCH = 16  # ``auto`` picks onnx for batches of this many frames or more
@@ -112,7 +112,7 @@ def default_threads() -> int:
     given = os.environ.get("OMP_NUM_THREADS", "")
     if given.isdigit() and int(given) > 0:
         return int(given)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 def session(ck, threads: int | None = None):

@@ -51,10 +51,6 @@ class Checkpoint:
             self._model = load_checkpoint(self.path)[0]
         return self._model
 
-    @model.setter
-    def model(self, model) -> None:
-        self._model = model
-
     @property
     def kind(self) -> str:
         """``global`` or ``roi``."""
@@ -128,7 +124,7 @@ class Inference:
     progress: bool | None = None
     announce: bool = True
     backend: str = "eager"  # or onnx: the checkpoint's graph under onnxruntime (fer.models.graphs)
-    threads: int | None = None  # onnxruntime's threads (None: its default); torch keeps its own
+    threads: int | None = None  # onnxruntime's (None: graphs.default_threads); torch keeps its own
 
 
 def model_logits(ck: Checkpoint, arrays: dict, rows: np.ndarray, run: Inference) -> np.ndarray:

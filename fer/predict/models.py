@@ -257,11 +257,11 @@ def load_models(
     files.update({k: Path(p) for k, p in (("global", global_ckpt), ("roi", roi_ckpt)) if p})
     if not files:
         raise FerError("give a models folder (--models) or checkpoint files")
-    if lazy and device is None:  # all from the cache, or all read: one pair, one source of meta
-        from fer.models.graphs import cached_meta
+    from fer.models.graphs import cached_meta
 
-        lazy = all(cached_meta(p) is not None for p in files.values())
-    cks = {k: load_checkpoints([p], k, lazy=lazy and device is None)[0] for k, p in files.items()}
+    # all from the cache, or all read: one pair, one source of meta; a device wants the weights
+    lazy = lazy and device is None and all(cached_meta(p) is not None for p in files.values())
+    cks = {k: load_checkpoints([p], k, lazy=lazy)[0] for k, p in files.items()}
     if device is not None:
         for ck in cks.values():
             ck.model.to(device)

@@ -17,7 +17,6 @@ worker that dies (killed, out of memory) ends the run with one line
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -27,15 +26,14 @@ from dataclasses import replace
 
 from fer.errors import FerError
 from fer.preprocess.pipeline import Processor, Settings, start_worker, worker_processor
+from fer.provenance import usable_cores
 
 
 def auto_workers(settings: Settings, cpus: int | None = None) -> int:
     """Worker processes ``--workers auto`` starts: none where there is little to overlap (no
     detector, MTCNN on a GPU, one core), else one per two cores, at most four; the networks
     keep the other cores."""
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpus = cpus or 1
+    cpus = usable_cores() if cpus is None else cpus
     if settings.detector == "none" or settings.device != "cpu" or cpus < 2:
         return 0
     return max(1, min(4, cpus // 2))
