@@ -24,6 +24,7 @@ from pathlib import Path
 
 from fer.errors import FerError
 
+CACHE_ENV = "FER_CACHE"  # where fer keeps what it derives once (cache_dir)
 OUTSIDE_ROOT = "outside_root"  # the reason a row whose path leaves its root is skipped with
 
 PathLike = str | os.PathLike
@@ -149,3 +150,12 @@ def writable_out(
         if whole and is_within(source, target):
             raise FerError(f"{what} {out}: holds the input {source}; write elsewhere")
     return Path(out)
+
+
+def cache_dir() -> Path:
+    """Where fer keeps what it derives once (ONNX graphs, decoded landmark models):
+    ``$FER_CACHE``, else ``$XDG_CACHE_HOME/fer``, else ``~/.cache/fer``."""
+    given = os.environ.get(CACHE_ENV)
+    if given:
+        return Path(given).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "fer"

@@ -101,7 +101,14 @@ def test_parse_landmarks():
 def test_chip_rect_and_mapping_to_chip():
     dlib = pytest.importorskip("dlib")
     skdata = pytest.importorskip("skimage.data")
-    from fer.preprocess.align import Aligner, apply_affine, chip_rect, intensity, mapping_to_chip
+    from fer.preprocess.align import (
+        Aligner,
+        apply_affine,
+        chip_rect,
+        intensity,
+        mapping_to_chip,
+        predictor_path,
+    )
 
     assert chip_rect(224, 0.25) == (15, 15, 194, 194)  # the measured chip detector box
     aligner = Aligner(224, 0.25)
@@ -110,11 +117,11 @@ def test_chip_rect_and_mapping_to_chip():
     yy, xx = np.mgrid[0:h, 0:w]
     coded = np.stack([xx * 255 / (w - 1), yy * 255 / (h - 1), 0 * xx], -1).round().astype(np.uint8)
     face = dlib.get_frontal_face_detector()(img, 0)[0]
-    shape = aligner.predictor(img, face)
-    grey, is_grey = intensity(img)  # the predictor sees exactly (r + g + b) // 3 of an RGB image
-    assert not is_grey and np.array_equal(
-        aligner.landmarks(grey, face), aligner.landmarks(img, face)
-    )
+    shape = dlib.shape_predictor(str(predictor_path()))(img, face)
+    grey, is_grey = intensity(img)  # dlib reads exactly (r + g + b) // 3 of an RGB pixel
+    theirs = np.array([(p.x, p.y) for p in shape.parts()], float)
+    assert not is_grey and np.array_equal(aligner.landmarks(grey, face), theirs)
+    assert np.array_equal(aligner.landmarks(img, face), theirs)
     details = dlib.get_face_chip_details(shape, size=224, padding=0.25)
     chip = dlib.extract_image_chip(coded, details).astype(float)
     pts = np.array([(p.x, p.y) for p in shape.parts()], float)

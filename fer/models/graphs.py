@@ -38,21 +38,12 @@ import numpy as np
 from fer.atomic import write_json
 from fer.contracts import BACKENDS
 from fer.errors import FerError
+from fer.paths import CACHE_ENV, cache_dir
 from fer.provenance import file_digest, usable_cores
 
-CACHE_ENV = "FER_CACHE"
 AUTO_BATCH = 16  # ``auto`` picks onnx for batches of this many frames or more
 NEEDS = ("onnx", "onnxscript", "onnxruntime")
 _SESSIONS: dict[tuple[str, str], object] = {}  # this process's sessions by (graph, threads)
-
-
-def cache_dir() -> Path:
-    """Where fer keeps what it derives once: ``$FER_CACHE``, else ``$XDG_CACHE_HOME/fer``, else
-    ``~/.cache/fer``."""
-    given = os.environ.get(CACHE_ENV)
-    if given:
-        return Path(given).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "fer"
 
 
 def available() -> bool:

@@ -25,6 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from fer.errors import FerError
+from fer.preprocess.align import cache_predictors
 from fer.preprocess.pipeline import Processor, Settings, start_worker, worker_processor
 from fer.provenance import usable_cores
 
@@ -90,6 +91,7 @@ class WorkerPool:
             raise FerError(f"{workers} preprocessing workers: expected at least 1")
         self.workers, self.all_faces = workers, all_faces
         settings = replace(settings, blas_threads=1)  # one core each: the networks keep the rest
+        cache_predictors()  # decoded once here, not in each worker
         spawn = mp.get_context("spawn")
         self.pool = ProcessPoolExecutor(
             workers, mp_context=spawn, initializer=start_worker, initargs=(settings,)

@@ -41,6 +41,7 @@ from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.paths import file_problem, read_small, writable_out
 from fer.prepared import digests
+from fer.preprocess.align import cache_predictors
 from fer.preprocess.contact import write_contact_sheet
 from fer.preprocess.detect import DETECTORS
 from fer.preprocess.mtcnn import parse_min_face
@@ -246,7 +247,7 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
     chunk's records in row order. Workers write their rows straight into the memory-mapped
     arrays, so no image array crosses a process boundary.
 
-    On the CPU the detector and the 100 MB landmark model are loaded once, here, and the forked
+    On the CPU the detector and the landmark models are loaded once, here, and the forked
     workers inherit them; with CUDA each spawned worker loads its own. A worker that dies (killed,
     out of memory) stops the run with one line, never a hang.
     """
@@ -256,6 +257,8 @@ def iter_records(rows: list[dict], settings: Settings, workers: int, batch_size:
     cuda = settings.device.startswith("cuda")
     if not cuda or workers <= 1:
         init_worker(settings)
+    else:  # each spawned worker loads its own models: decoded into the cache once, here
+        cache_predictors()
     if workers <= 1:
         yield from (process_into(t) for t in tasks)
         return
