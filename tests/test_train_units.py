@@ -428,3 +428,22 @@ def test_the_memory_format_follows_the_precision_unless_the_recipe_says():
     assert Step.of(Recipe(amp="none", channels_last=True), (32, 16), cpu).channels_last
     with pytest.raises(FerError, match="recipe key 'channels_last' is 'auto'; expected null or"):
         Recipe.from_dict({"channels_last": "auto"})
+
+
+def test_runtime_estimate_counts_flip_tta_validation_twice():
+    """fer.train.estimate: under ``tta: flip`` each validation image is two forward passes."""
+    from fer.contracts import TTA_MODES
+    from fer.train import estimate
+
+    assert set(estimate.TTA_VIEWS) == set(TTA_MODES)
+    job = dict(epochs=30, n_train=20_000, n_val=60_000, n_classes=7, face_size=48)
+    none, flip = (estimate.train_minutes("roi", **job, tta=t) for t in ("none", "flip"))
+    val_minutes = (
+        estimate.MARGIN
+        * 30
+        * estimate.EVAL_FRACTION
+        * 60_000
+        * estimate.seconds_per_image("roi", 48)
+    ) / 60
+    assert abs((flip - none) - val_minutes) <= 1
+    assert estimate.train_minutes("roi", **job) == none  # the default: no TTA

@@ -125,6 +125,7 @@ def train_runtime(wildcards, attempt):
         samples_per_class=r.samples_per_class,
         batch_size=r.batch_size,
         max_steps_per_epoch=r.max_steps_per_epoch,
+        tta=r.tta,
     )
     return minutes * attempt
 
