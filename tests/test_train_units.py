@@ -63,6 +63,10 @@ def test_the_numpy_eval_transform_is_torchs_to_float32_rounding(source, size):
             assert got.dtype == np.float32 and got.shape == tuple(want.shape)
             assert got.shape[1:] == (3, size, size)
             assert np.abs(got - want.numpy()).max() < 2e-6  # float32 steps at |x| < 3: 2.4e-7
+        plain = T.float_array(x, size)  # the same, before normalisation (Predictor.crops)
+        want = T.to_float(torch.from_numpy(x), size, channels_last=False).numpy()
+        assert plain.dtype == np.float32 and plain.flags.c_contiguous
+        assert np.abs(plain - want).max() < 1e-6
     assert np.allclose(T.aa_weights(source, size).sum(1), 1.0, atol=1e-6)
 
 

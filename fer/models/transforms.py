@@ -113,9 +113,9 @@ def aa_weights(source: int, size: int) -> np.ndarray:
     return out
 
 
-def eval_array(batch: np.ndarray, size: int, norm: Normalisation = IMAGENET) -> np.ndarray:
-    """:func:`eval_transform` in NumPy: uint8 ``B×H×W×3`` → float32 ``B×3×size×size``,
-    resized (width, then height, as torch does) where a side differs, in [0, 1], normalised."""
+def float_array(batch: np.ndarray, size: int) -> np.ndarray:
+    """:func:`to_float` in NumPy: uint8 ``B×H×W×3`` → contiguous float32 ``B×3×size×size`` in
+    [0, 1], resized (width, then height, as torch does) where a side differs."""
     x = (batch.astype(np.float32) / np.float32(255.0)).transpose(0, 3, 1, 2)  # B×3×H×W view
     height, width = x.shape[2:]
     if width != size or height != size:
@@ -124,7 +124,12 @@ def eval_array(batch: np.ndarray, size: int, norm: Normalisation = IMAGENET) -> 
         if height != size:
             x = np.matmul(aa_weights(height, size), x)
         np.clip(x, 0.0, 1.0, out=x)
-    x = np.ascontiguousarray(x)
+    return np.ascontiguousarray(x)
+
+
+def eval_array(batch: np.ndarray, size: int, norm: Normalisation = IMAGENET) -> np.ndarray:
+    """:func:`eval_transform` in NumPy: :func:`float_array`, normalised."""
+    x = float_array(batch, size)
     mean = np.asarray(norm.mean, np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(norm.std, np.float32).reshape(1, 3, 1, 1)
     return (x - mean) / std

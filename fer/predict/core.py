@@ -239,9 +239,8 @@ class Predictor:
         here see them (normalisation is inside the graph). ``session.run(None, crops)`` of the
         exported ONNX file then gives these rows' logits."""
         import pandas as pd
-        import torch
 
-        from fer.models.transforms import to_float
+        from fer.models.transforms import float_array
 
         kept = [
             (row, face)
@@ -258,8 +257,7 @@ class Predictor:
             arrays = [face.chip if k is None else face.rois[k] for _, face in kept]
             if not arrays:
                 return np.zeros((0, 3, sides[name], sides[name]), np.float32)
-            x = to_float(torch.from_numpy(np.stack(arrays)), sides[name], channels_last=False)
-            return x.numpy().astype(np.float32, copy=False)
+            return float_array(np.stack(arrays), sides[name])
 
         rows = pd.DataFrame([row for row, _ in kept], columns=self.columns)
         return rows, {name: batch(name) for name in names}
