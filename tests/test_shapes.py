@@ -81,6 +81,13 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     repaired = shapes.load(model)
     assert leaves.stat().st_size == size
     assert np.array_equal(repaired(grey, (5, 5, 60, 60)), first(grey, (5, 5, 60, 60)))
+    # an entry whose arrays are whole but wrong (an index past the shape, another dtype) too
+    anchor = np.load(entry / "anchor.npy")
+    np.save(entry / "anchor.npy", anchor + 100)
+    np.save(entry / "thresh.npy", np.load(entry / "thresh.npy").astype(np.float64))
+    shapes.load(model)
+    assert np.array_equal(np.load(entry / "anchor.npy"), anchor)
+    assert np.load(entry / "thresh.npy").dtype == np.float32
     # a new model file at the same path is a new entry
     os.utime(model, ns=(1, 1))
     shapes.load(model)

@@ -126,8 +126,23 @@ class ShapePredictor:
             "delta": (c, self.anchor.shape[1], 2),
         }
         for name, shape in expected.items():
-            if getattr(self, name).shape != shape or (s + 1) & s:
+            if getattr(self, name).shape != shape:
                 raise ValueError(f"{name}: shape {getattr(self, name).shape}, expected {shape}")
+        if (s + 1) & s:
+            raise ValueError(f"trees of {s} splits: complete binary trees expected")
+        for name in NAMES:
+            kind = "i" if name in ("split", "anchor") else "f"
+            if (
+                getattr(self, name).dtype.kind != kind
+                or kind == "f"
+                and getattr(self, name).dtype != np.float32
+            ):
+                raise ValueError(f"{name}: {getattr(self, name).dtype} values")
+        features = self.anchor.shape[1]
+        if self.split.size and not 0 <= self.split.min() <= self.split.max() < features:
+            raise ValueError(f"split: a feature pixel outside 0..{features - 1}")
+        if self.anchor.size and not 0 <= self.anchor.min() <= self.anchor.max() < p:
+            raise ValueError(f"anchor: a landmark outside 0..{p - 1}")
         # plain (not memmap: slower to index) flat views for the walk: node k of tree t is row
         # t * S + k; leaf l of tree t is row t * L + l
         split = np.asarray(self.split)
