@@ -35,6 +35,7 @@ from fer.paths import cache_dir
 from fer.preprocess.shapes_file import parse
 
 FORMAT = 1  # the cache entry's layout; bump it when the arrays below change
+CACHE_BYTES = 1 << 20  # leaves picked for a batch of faces up to this size are summed at once
 
 
 def _cache_folder(path: Path) -> Path:
@@ -150,7 +151,8 @@ class ShapePredictor:
         object.__setattr__(self, "_second", split[..., 1].reshape(c, t * s))
         object.__setattr__(self, "_thresh", np.asarray(self.thresh).reshape(c, t * s))
         object.__setattr__(self, "_leaves", np.asarray(self.leaves).reshape(c, -1, 2 * p))
-        object.__setattr__(self, "_delta", np.asarray(self.delta))
+        object.__setattr__(self, "_dx", np.ascontiguousarray(self.delta[..., 0]))
+        object.__setattr__(self, "_dy", np.ascontiguousarray(self.delta[..., 1]))
         object.__setattr__(self, "_anchor", np.asarray(self.anchor))
         object.__setattr__(self, "_depth", int(s + 1).bit_length() - 1)
 
@@ -172,10 +174,11 @@ class ShapePredictor:
                 )
         n = len(greys)
         box = np.array([[float(v) for v in b] for b in boxes]).reshape(n, 4)
-        # unnormalizing_tform: the unit square onto each box (double precision)
-        scale, origin = (box[:, 2:] - box[:, :2])[:, None], box[:, None, :2]
-        height = np.array([g.shape[0] for g in greys])[:, None]
-        width = np.array([g.shape[1] for g in greys])[:, None]
+        # unnormalizing_tform: the unit square onto each box (double precision), per axis
+        left, top = box[:, 0:1], box[:, 1:2]
+        wide, tall = box[:, 2:3] - left, box[:, 3:4] - top
+        height = np.array([g.shape[0] for g in greys], np.uint64)[:, None]
+        width = np.array([g.shape[1] for g in greys], np.uint64)[:, None]
         start = np.cumsum([0] + [g.size for g in greys[:-1]])[:, None]
         pixels = np.concatenate([g.reshape(-1) for g in greys] + [np.zeros(1, np.uint8)])
         outside = len(pixels) - 1  # index of a 0 pixel, read for points outside their image
@@ -193,26 +196,37 @@ class ShapePredictor:
         for level in range(levels):
             shape = rows[:, 0].reshape(n, -1, 2)
             m = _similarity(initial, shape)  # (N, 2, 2)
-            delta = self._delta[level]
-            # tform * delta in float (x = m00 dx + m01 dy), plus the anchor point, in float
-            moved = delta[None, :, 0:1] * m[:, None, :, 0] + delta[None, :, 1:2] * m[:, None, :, 1]
-            moved += shape[:, self._anchor[level]]
-            pixel = np.floor(moved.astype(np.float64) * scale + origin + 0.5).astype(np.int64)
-            x, y = pixel[..., 0], pixel[..., 1]
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            values = pixels[np.where(inside, start + y * width + x, outside)].astype(np.float32)
-            values = values.reshape(-1)
+            dx, dy, anchor = self._dx[level], self._dy[level], self._anchor[level]
+            # tform * delta in float (x = m00 dx + m01 dy), plus the anchor point, in float;
+            # then into the box in double and rounded; an axis at a time (contiguous arrays)
+            x = dx * m[:, 0, 0:1] + dy * m[:, 0, 1:2]
+            x += shape[:, anchor, 0]
+            x = np.floor(x.astype(np.float64) * wide + left + 0.5).astype(np.int64)
+            y = dx * m[:, 1, 0:1] + dy * m[:, 1, 1:2]
+            y += shape[:, anchor, 1]
+            y = np.floor(y.astype(np.float64) * tall + top + 0.5).astype(np.int64)
+            # inside the image: as unsigned numbers, negative coordinates are past every side
+            inside = (x.view(np.uint64) < width) & (y.view(np.uint64) < height)
+            y *= width.astype(np.int64)
+            y += x
+            y += start
+            values = pixels[np.where(inside, y, outside)].astype(np.float32).reshape(-1)
             first, second, thresh = self._first[level], self._second[level], self._thresh[level]
             node = np.zeros((n, trees), np.int64)
             for _ in range(self._depth):  # complete trees: all reach their leaves together
                 k = node_base + node
                 diff = values[face_base + first[k]] - values[face_base + second[k]]
                 node = 2 * node + 1 + (diff <= thresh[k])
-            leaves = self._leaves[level]
-            for face, picked in zip(rows, leaf_base + node, strict=True):  # each in the L2 cache
-                np.take(leaves, picked, axis=0, out=face[1:], mode="clip")
+            leaves, picked = self._leaves[level], leaf_base + node
+            if rows.nbytes <= CACHE_BYTES:  # small leaves (the 5-point model): all faces at once
+                np.take(leaves, picked, axis=0, out=rows[:, 1:], mode="clip")
+                rows[:, 0] = np.add.reduce(rows, axis=1)
+                continue
+            for face, own in zip(rows, picked, strict=True):  # one face at a time, in cache
+                np.take(leaves, own, axis=0, out=face[1:], mode="clip")
                 np.add.reduce(face, axis=0, out=face[0])
         shape = rows[:, 0].reshape(n, -1, 2).astype(np.float64)
+        scale, origin = np.hstack([wide, tall])[:, None], box[:, None, :2]
         return np.floor(shape * scale + origin + 0.5).astype(np.int64)
 
 
