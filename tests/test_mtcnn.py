@@ -208,3 +208,15 @@ def test_the_weights_reader_runs_no_code_and_names_a_bad_file(tmp_path):
     cut.write_bytes((weights_folder() / "pnet.pt").read_bytes()[:-100])
     with pytest.raises(FerError, match=r"cut\.pt: unreadable MTCNN weights"):
         read_state_dict(cut)
+
+
+def test_numpy_prelu_is_torchs_bit_for_bit():
+    from fer.preprocess.mtcnn_nets import prelu
+
+    gen = torch.Generator().manual_seed(1)
+    for shape in [(2, 7, 9, 10), (5, 128)]:  # a conv map (channels last), a dense layer
+        x = torch.randn(shape, generator=gen)
+        x[0, ..., 0] = 0.0
+        alpha = torch.rand(shape[-1], generator=gen)
+        want = F.prelu(x.movedim(-1, 1), alpha).movedim(1, -1).numpy()
+        assert np.array_equal(prelu(x.numpy().copy(), alpha.numpy()), want)
