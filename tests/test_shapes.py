@@ -101,12 +101,15 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     assert not list((tmp_path / "cache" / "landmarks").glob(".tmp-*"))
 
 
-def test_unwritable_cache_still_predicts(tmp_path, monkeypatch):
+def test_unwritable_cache_still_predicts_and_says_so(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("FER_CACHE", str(blocker))
     predictor = shapes.load(predictor_path(FIVE_POINT_MODEL))
     assert predictor.points == 5
+    line = capsys.readouterr().err.strip()
+    assert "cannot keep the decoded landmark model" in line and "FER_CACHE" in line
+    assert str(blocker) in line and len(line.splitlines()) == 1
 
 
 @pytest.mark.parametrize(

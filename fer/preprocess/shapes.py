@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from fer.errors import FerError
-from fer.paths import cache_dir
+from fer.paths import CACHE_ENV, cache_dir
 from fer.preprocess.shapes_file import parse
+from fer.progress import say
 
 FORMAT = 1  # the cache entry's layout; bump it when the arrays below change
 CACHE_BYTES = 1 << 20  # leaves picked for a batch of faces up to this size are summed at once
@@ -85,7 +86,12 @@ def _write_cache(folder: Path, arrays: dict, source: Path) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    except OSError:
+    except OSError as exc:
+        say(
+            f"fer: {folder.parent}: cannot keep the decoded landmark model ({exc.strerror}); "
+            f"each process decodes {source.name} again (seconds): set {CACHE_ENV} to a "
+            "writable folder"
+        )
         return
     try:
         for name in NAMES:
