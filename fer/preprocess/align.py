@@ -89,8 +89,8 @@ def mapping_to_chip(details) -> np.ndarray:
 def cache_predictors() -> None:
     """Decode dlib's landmark models into fer's cache now, if they are not there yet: done by a
     parent before it starts worker processes, so that they do not each decode them."""
-    for name in (FIVE_POINT_MODEL, None):
-        shapes.load(predictor_path(name) if name else predictor_path())
+    for path in (predictor_path(FIVE_POINT_MODEL), predictor_path()):
+        shapes.load(path)
 
 
 @dataclass
