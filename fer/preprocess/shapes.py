@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer.atomic import staged_folder
 from fer.errors import FerError
 from fer.paths import CACHE_ENV, cache_dir
 from fer.preprocess.shapes_file import parse
@@ -78,32 +79,21 @@ def _read_cache(folder: Path) -> dict | None:
 
 
 def _write_cache(folder: Path, arrays: dict, source: Path) -> None:
-    """The arrays as .npy files, published all at once (a folder renamed into place; a damaged
-    entry there is replaced)."""
-    import shutil
-    import tempfile
-
+    """The arrays as .npy files, published all at once (:func:`fer.atomic.staged_folder`: a
+    damaged entry there is replaced, a killed writer's partial folder removed); a cache that
+    cannot be written is said in one line."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
-    except OSError as exc:
+        with staged_folder(folder) as tmp:
+            for name in NAMES:
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
+            (tmp / "source.json").write_text(json.dumps({"model": str(source)}) + "\n")
+    except (OSError, FerError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
         say(
-            f"fer: {folder.parent}: cannot keep the decoded landmark model ({exc.strerror}); "
+            f"fer: {folder.parent}: cannot keep the decoded landmark model ({reason}); "
             f"each process decodes {source.name} again (seconds): set {CACHE_ENV} to a "
             "writable folder"
         )
-        return
-    try:
-        for name in NAMES:
-            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
-        (tmp / "source.json").write_text(json.dumps({"model": str(source)}) + "\n")
-        if folder.exists() and _read_cache(folder) is None:
-            shutil.rmtree(folder, ignore_errors=True)
-        os.rename(tmp, folder)  # fails where another process published it first: kept
-    except OSError:
-        pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass(frozen=True)
