@@ -81,7 +81,10 @@ def picture_problem(image: np.ndarray) -> str | None:
     problem = shape_problem(int(image.shape[1]), int(image.shape[0]))
     if problem is None:
         pixels = image.reshape(image.shape[0] * image.shape[1], -1)
-        if (pixels.min(axis=0) == pixels.max(axis=0)).all():
+        first = pixels[0]
+        # the first row settles almost every picture; the whole frame only where it is constant
+        # (a per-channel min and max over the frame took 1.8 ms for 256x256 RGB)
+        if (pixels[: image.shape[1]] == first).all() and (pixels == first).all():
             colour = pixels[0].tolist()
             colour = colour[0] if len(set(colour)) == 1 else tuple(colour)
             problem = f"constant: every pixel is {colour}; no face to see"

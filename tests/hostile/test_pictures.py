@@ -18,6 +18,12 @@ def textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     return face_like(max(h, w), seed)[:h, :w]
 
 
+def flat_but_last() -> np.ndarray:
+    pixels = np.full((48, 48, 3), 9, np.uint8)
+    pixels[-1, -1, 2] = 10
+    return pixels
+
+
 S = MIN_PICTURE_SIDE
 PICTURES = {  # name -> (pixels, the reason code, or "" for a picture every verb takes)
     "one-pixel": (textured(1, 1), "too_small"),
@@ -32,6 +38,8 @@ PICTURES = {  # name -> (pixels, the reason code, or "" for a picture every verb
     "control-smallest": (textured(S, S), ""),
     "control-widest": (textured(S, int(S * MAX_ASPECT)), ""),
     "control-nearly-flat": (np.where(np.eye(48, dtype=bool), 129, 128).astype(np.uint8), ""),
+    # flat but for the last pixel's blue: the first rows alone do not settle it
+    "control-flat-but-one": (flat_but_last(), ""),
 }
 
 
