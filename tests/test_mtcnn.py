@@ -216,7 +216,8 @@ def test_numpy_prelu_is_torchs_bit_for_bit():
     gen = torch.Generator().manual_seed(1)
     for shape in [(2, 7, 9, 10), (5, 128)]:  # a conv map (channels last), a dense layer
         x = torch.randn(shape, generator=gen)
-        x[0, ..., 0] = 0.0
-        alpha = torch.rand(shape[-1], generator=gen)
+        x[0, ..., :4] = 0.0
+        alpha = torch.rand(shape[-1], generator=gen) * 3 - 1  # slopes below 0, 0..1 and over 1
+        alpha[:3] = torch.tensor([1.0, 0.0, -0.0])
         want = F.prelu(x.movedim(-1, 1), alpha).movedim(1, -1).numpy()
         assert np.array_equal(prelu(x.numpy().copy(), alpha.numpy()), want)
