@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from fer.contracts import (
     ARRAYS,
@@ -23,6 +23,9 @@ from fer.contracts import (
 from fer.errors import FerError
 from fer.labels import CANONICAL
 from fer.provenance import sha256_file
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ROI_NAMES", "PreparedData", "open_prepared"]
 
@@ -181,6 +184,8 @@ def _json(path: Path) -> dict:
 
 
 def _index(path: Path) -> pd.DataFrame:
+    import pandas as pd  # here: `fer prepare` imports this module for digests() alone
+
     if not path.is_file():
         raise FerError(f"{path}: missing prepared index ({RERUN})")
     try:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fer.cli import main as fer_main
+from fer.data.manifest import read_manifest
 from fer.errors import FerError
 from fer.preprocess import prepare
 from tests.fakes import write_manifest
@@ -223,11 +224,11 @@ def test_bad_manifests_are_fer_errors(tmp_path, raw):
     manifest = write_manifest(tmp_path / "m", ["face.png"])
     (tmp_path / "m" / "manifest.summary.json").unlink()
     with pytest.raises(FerError, match="manifest.summary.json"):
-        prepare.read_manifest(manifest)
+        read_manifest(manifest)
     (tmp_path / "bad.csv").write_text("file,label\nx.png,1\n")
     (tmp_path / "manifest.summary.json").write_text('{"classes": ["happy"]}')
     with pytest.raises(FerError, match="bad.csv: missing columns"):
-        prepare.read_manifest(tmp_path / "bad.csv")
+        read_manifest(tmp_path / "bad.csv")
     assert (
         fer_main(
             [
@@ -242,6 +243,57 @@ def test_bad_manifests_are_fer_errors(tmp_path, raw):
         )
         == 2
     )
+
+
+def test_manifest_csv_reading(tmp_path):
+    """The manifest is read as pandas read it (strings kept as written, a BOM, blank lines and
+    quoted commas), each bad value named with its csv line, and a malformed csv refused whole."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "manifest.summary.json").write_text('{"classes": ["happy", "sad"]}')
+    manifest = folder / "manifest.csv"
+    header = "path,label,label_name,split,fold,extra\n"
+    manifest.write_text(
+        "\ufeff" + header + '"a,b.png",1,happy,train,07,x\n\n' + "c.png,2,sad,test,-1,\n",
+        encoding="utf-8",
+    )
+    rows, summary, digest = read_manifest(manifest)
+    assert [r["path"] for r in rows] == ["a,b.png", "c.png"]
+    assert rows[0]["fold"] == "07" and rows[0]["extra"] == "x" and rows[1]["extra"] == ""
+    assert rows[0]["group"] == "" and rows[0]["box"] == ""  # optional columns, their defaults
+    assert list(rows[0])[:6] == ["path", "label", "label_name", "split", "fold", "extra"]
+    assert summary["classes"] == ["happy", "sad"]
+    assert digest == hashlib.sha256(manifest.read_bytes()).hexdigest()
+    wrong = {
+        "c.png,2,sad,test,-1,\n\nd.png,5,sad,test,-1,\n": r"line 4: label '5'; expected the canon",
+        "c.png,2,sad,tset,-1,\n": r"line 2: split 'tset'; expected one of train, val, test",
+        "c.png,2,sad,test,1000,\n": r"line 2: fold '1000'; expected -1 or a fold number",
+        "c.png,2,sad,test,-1\n": r"unreadable manifest \(line 2: 5 fields, expected 6\)",
+        "c.png,2,sad,test,-1,,\n": r"unreadable manifest \(line 2: 7 fields, expected 6\)",
+    }
+    for body, message in wrong.items():
+        manifest.write_text(header + body)
+        with pytest.raises(FerError, match=r"manifest\.csv(, |: )" + message):
+            read_manifest(manifest)
+    manifest.write_text("path,label,label_name,split,path\nc.png,2,sad,test,d.png\n")
+    with pytest.raises(FerError, match=r"unreadable manifest \(a column named twice"):
+        read_manifest(manifest)
+    manifest.write_bytes(header.encode() + b"\xff\xfe,4,sad,test,-1,\n")
+    with pytest.raises(FerError, match=r"manifest\.csv: unreadable manifest \(.utf-8"):
+        read_manifest(manifest)
+
+
+def test_prepare_starts_without_pandas_or_torch():
+    """`fer prepare`'s modules import neither (pandas took 0.3 s of its start, torch 1.5 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fer.cli, fer.preprocess.prepare;"
+        "print(sorted(m for m in ('pandas', 'torch', 'torchvision') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_given_landmarks_and_dlib_detector(raw):

@@ -11,8 +11,8 @@ Rerunning with the same manifest and parameters does nothing (``--force`` redoes
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -23,23 +23,19 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-import pandas as pd
-
 from fer import __version__, cliargs
 from fer.atomic import remove_stale, require_space, staged_folder
 from fer.contracts import (
     EXCLUDED,
-    MANIFEST_COLUMNS,
-    MANIFEST_REQUIRED,
     MANIFEST_SUMMARY,
+    PREPARE_COLUMNS,
     PREPARED_FILES,
-    SPLITS,
     STATUSES,
 )
 from fer.data.io import MAX_PIXELS, reason_code
+from fer.data.manifest import read_manifest
 from fer.errors import FerError
-from fer.labels import CANONICAL
-from fer.paths import file_problem, read_small, writable_out
+from fer.paths import writable_out
 from fer.prepared import digests
 from fer.preprocess.align import cache_predictors
 from fer.preprocess.contact import write_contact_sheet
@@ -109,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = [args.manifest, args.manifest.with_name(MANIFEST_SUMMARY)]
     writable_out(args.out, inputs=manifest, raw_roots=[args.root])
     remove_stale(args.out)  # partial folders of runs that were killed
-    table, manifest_summary, digest = read_manifest(args.manifest)
+    rows, manifest_summary, digest = read_manifest(args.manifest)
     settings = Settings(
         str(args.root),
         args.detector,
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     params = make_params(settings, digest)
     if not args.force and is_up_to_date(args.out, params):
-        print(f"{args.out}: up to date ({len(table)} images)", file=sys.stderr)
+        print(f"{args.out}: up to date ({len(rows)} images)", file=sys.stderr)
         return 0
     if not Path(args.root).is_dir():
         raise FerError(
@@ -131,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "paths are relative to)"
         )
     summary = prepare(
-        table,
+        rows,
         manifest_summary,
         settings,
         args.out,
@@ -142,62 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     counts = summary["counts_by_status"]
     print(
-        f"{args.out}: {len(table)} images, "
+        f"{args.out}: {len(rows)} images, "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
         + f"; {summary['faces_per_s']:.1f} faces/s",
         file=sys.stderr,
     )
     return 0
-
-
-def read_manifest(path: Path) -> tuple[pd.DataFrame, dict, str]:
-    """The manifest table (strings), its ``manifest.summary.json`` and the csv's sha256."""
-    path = Path(path)
-    problem = file_problem(path)
-    if problem:
-        hint = " (run `fer manifest` first)" if problem == "file not found" else ""
-        raise FerError(f"{path}: manifest {problem}{hint}")
-    summary_path = path.with_name(MANIFEST_SUMMARY)
-    if not os.path.lexists(summary_path):
-        raise FerError(f"{summary_path}: missing manifest summary (expected beside {path.name})")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        summary = json.loads(read_small(summary_path, what="manifest summary"))
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise FerError(f"{path}: unreadable manifest ({exc})") from None
-    if table.empty:
-        raise FerError(f"{path}: the manifest lists no images")
-    missing = [c for c in MANIFEST_REQUIRED if c not in table.columns]
-    if missing:
-        raise FerError(f"{path}: missing columns {missing}; expected {list(MANIFEST_COLUMNS)}")
-    if not isinstance(summary, dict) or not isinstance(summary.get("classes"), list):
-        raise FerError(f"{summary_path}: expected a 'classes' list")
-    for col in MANIFEST_COLUMNS:
-        if col not in table.columns:
-            table[col] = "-1" if col == "fold" else ""
-    check_manifest_values(table, path)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return table, summary, digest
-
-
-def check_manifest_values(table: pd.DataFrame, path: Path) -> None:
-    """Each row's split, label (its canonical number and name agreeing) and fold are values fer
-    knows; the first wrong one is a FerError naming the csv's line."""
-    names = {str(i): name for i, name in enumerate(CANONICAL)}
-    checks = (
-        ("split", ~table["split"].isin(SPLITS), f"one of {', '.join(SPLITS)}"),
-        (
-            "label",
-            table["label"].map(names).fillna("") != table["label_name"],
-            "the canonical number of its label_name (fer.labels.CANONICAL)",
-        ),
-        ("fold", ~table["fold"].str.fullmatch(r"-1|\d{1,3}"), "-1 or a fold number"),
-    )
-    for column, wrong, expected in checks:
-        if wrong.any():
-            row = int(wrong.to_numpy().argmax())
-            value = table[column].iloc[row]
-            raise FerError(f"{path}, line {row + 2}: {column} {value!r}; expected {expected}")
 
 
 def resolve_device(device: str, detector: str) -> str:
@@ -288,7 +234,7 @@ def chunk_size(n: int, workers: int, batch_size: int) -> int:
 
 
 def prepare(
-    table: pd.DataFrame,
+    rows: list[dict[str, str]],
     manifest_summary: dict,
     settings: Settings,
     out: Path,
@@ -299,15 +245,14 @@ def prepare(
 ) -> dict:
     """Process every manifest row into ``out`` (atomically: a staged folder swapped in at the
     end, nothing left on failure) and return the summary written."""
-    require_space(out, Outputs.nbytes(len(table), settings))  # before hours of work, not after
+    require_space(out, Outputs.nbytes(len(rows), settings))  # before hours of work, not after
     with staged_folder(out) as tmp:
-        return _fill(tmp, table, manifest_summary, settings, params, workers, batch_size, contact_n)
+        return _fill(tmp, rows, manifest_summary, settings, params, workers, batch_size, contact_n)
 
 
-def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_size, contact_n):
+def _fill(tmp: Path, rows, manifest_summary, settings, params, workers, batch_size, contact_n):
     from tqdm import tqdm
 
-    rows = table.to_dict("records")
     arrays = Outputs.create(tmp, len(rows), settings)
     records: list[dict] = []
     start_time = time.perf_counter()
@@ -332,14 +277,12 @@ def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_s
     wall = time.perf_counter() - start_time
     arrays.flush()
     close_outputs(tmp)
-    index = table.copy()  # every manifest column, then the four prepare adds
-    for col in ("status", "has_roi", "n_faces", "roi_boxes"):
-        index[col] = [r[col] for r in records]
-    index.to_csv(tmp / "index.csv", index=False)
-    statuses = index["status"].tolist()
-    write_contact_sheet(
-        tmp / "contact_sheet.png", arrays.faces, index["roi_boxes"].tolist(), statuses, contact_n
-    )
+    # every manifest column, then the four prepare adds
+    index = [row | {c: r[c] for c in PREPARE_COLUMNS} for row, r in zip(rows, records, strict=True)]
+    write_index(tmp / "index.csv", index)
+    statuses = [r["status"] for r in index]
+    boxes = [r["roi_boxes"] for r in index]
+    write_contact_sheet(tmp / "contact_sheet.png", arrays.faces, boxes, statuses, contact_n)
     summary = make_summary(index, records, manifest_summary, wall, workers, settings)
     summary["digests"] = digests(tmp)  # the content, for runs that must not resume across it
     (tmp / "params.json").write_text(json.dumps(params, indent=2) + "\n")
@@ -347,8 +290,17 @@ def _fill(tmp: Path, table, manifest_summary, settings, params, workers, batch_s
     return summary
 
 
+def write_index(path: Path, index: list[dict]) -> None:
+    """index.csv: a header, then a line per row (values as ``str`` gives them: True, 3), quoted
+    where needed, as pandas' ``to_csv`` writes it."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(index[0])
+        writer.writerows(row.values() for row in index)
+
+
 def make_summary(
-    index: pd.DataFrame,
+    index: list[dict],
     records: list[dict],
     manifest_summary: dict,
     wall: float,
@@ -357,14 +309,14 @@ def make_summary(
 ) -> dict:
     """summary.json: counts per status, status × class and split × status, coverage, timings."""
     n = len(index)
-    status = Counter(index["status"])
+    status = Counter(r["status"] for r in index)
     readable = n - sum(status[s] for s in EXCLUDED)
     by_class = {s: {c: 0 for c in manifest_summary["classes"]} for s in STATUSES}
-    for s, c in zip(index["status"], index["label_name"], strict=True):
-        by_class[s][c] = by_class[s].get(c, 0) + 1
+    for r in index:
+        by_class[r["status"]][r["label_name"]] = by_class[r["status"]].get(r["label_name"], 0) + 1
     by_split: dict[str, dict[str, int]] = {}
-    for sp, s in zip(index["split"], index["status"], strict=True):
-        by_split.setdefault(sp, dict.fromkeys(STATUSES, 0))[s] += 1
+    for r in index:
+        by_split.setdefault(r["split"], dict.fromkeys(STATUSES, 0))[r["status"]] += 1
     reasons = Counter(r["reason"] for r in records if r["status"] == "unreadable")
     rejected = Counter(reason_code(r["reason"]) for r in records if r["status"] == "rejected")
     return {
