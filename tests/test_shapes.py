@@ -94,10 +94,16 @@ def test_decoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     shapes.load(model)
     assert np.array_equal(np.load(entry / "anchor.npy"), anchor)
     assert np.load(entry / "thresh.npy").dtype == np.float32
-    # a new model file at the same path is a new entry
+    # a new model file at the same path is a new entry, and the old one (stale) is removed;
+    # another path's entry (another environment sharing the cache) stays
+    other = tmp_path / "other" / "five.dat"
+    other.parent.mkdir()
+    shutil.copy(model, other)
+    shapes.load(other)
     os.utime(model, ns=(1, 1))
     shapes.load(model)
     assert shapes._cache_folder(model) != entry and shapes._cache_folder(model).is_dir()
+    assert not entry.exists() and shapes._cache_folder(other).is_dir()
     assert not list((tmp_path / "cache" / "landmarks").glob(".*"))  # no partial folder left
 
 

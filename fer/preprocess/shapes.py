@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def _cache_folder(path: Path) -> Path:
 def load(path: str | os.PathLike) -> ShapePredictor:
     """The predictor in dlib model file ``path``, decoded into fer's cache the first time (a few
     seconds for the 68-point model) and memory-mapped from it afterwards (milliseconds; forked
-    or spawned workers share the pages). A damaged cache entry is decoded again; an unwritable
-    cache only costs the decoding each time."""
+    or spawned workers share the pages). A damaged cache entry is decoded again, and the decode
+    of a model file that has changed since (a reinstall) replaced; an unwritable cache only costs
+    the decoding each time."""
     path = Path(path)
     try:
         folder = _cache_folder(path)
@@ -80,13 +82,14 @@ def _read_cache(folder: Path) -> dict | None:
 
 def _write_cache(folder: Path, arrays: dict, source: Path) -> None:
     """The arrays as .npy files, published all at once (:func:`fer.atomic.staged_folder`: a
-    damaged entry there is replaced, a killed writer's partial folder removed); a cache that
-    cannot be written is said in one line."""
+    damaged entry there is replaced, a killed writer's partial folder removed), then the other
+    decodes of the model at that path removed (:func:`_prune_stale`); a cache that cannot be
+    written is said in one line."""
     try:
         with staged_folder(folder) as tmp:
             for name in NAMES:
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(arrays[name]))
-            (tmp / "source.json").write_text(json.dumps({"model": str(source)}) + "\n")
+            (tmp / "source.json").write_text(json.dumps({"model": str(source.resolve())}) + "\n")
     except (OSError, FerError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         say(
@@ -94,6 +97,29 @@ def _write_cache(folder: Path, arrays: dict, source: Path) -> None:
             f"each process decodes {source.name} again (seconds): set {CACHE_ENV} to a "
             "writable folder"
         )
+    else:
+        _prune_stale(folder, source)
+
+
+def _prune_stale(keep: Path, source: Path) -> None:
+    """Remove the cache's other decodes of the model file at ``source``'s path: that file has
+    changed since they were made (a reinstall; about 70 MB each for the 68-point model). Decodes of
+    other paths (other environments sharing the cache) stay; one that cannot be removed is left
+    for the next decode to try."""
+    model = str(source.resolve())
+    try:
+        entries = list(keep.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if entry == keep or entry.name.startswith(".") or not entry.is_dir():
+            continue  # ours, or a writer's staging folder (fer.atomic clears those)
+        try:
+            named = json.loads((entry / "source.json").read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            continue  # not an entry this code wrote: left alone
+        if isinstance(named, str) and named == model:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 @dataclass(frozen=True)
