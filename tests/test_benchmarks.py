@@ -1,5 +1,6 @@
-"""The GPU check (benchmarks/gpu_check.sh) runs its whole path on the CPU with ``--dry``: every
-section prints its figures and none fails. Figures are not asserted (2 shared cores)."""
+"""Benchmarks run their whole paths: the GPU check (benchmarks/gpu_check.sh) on the CPU with
+``--dry``, every section printing its figures and none failing; the preprocessing benchmark
+against the reference on a few faces. Figures are not asserted (2 shared cores)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,32 @@ def test_gpu_check_dry_runs_every_section(tmp_path):
         assert line in out.stdout, line
     assert "GPU check done: 0 failed" in out.stdout
     assert (tmp_path / "prepared" / "faces.npy").is_file()
+
+
+def test_preprocess_benchmark_prints_the_paired_ratio(shared_data):
+    """bench_preprocess.py --reference on a few CK+48 faces: fer's line, the reference's, each
+    with its start-up, the box agreement and the ratio with and without start-up."""
+    import json
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_preprocess.py"),
+            str(shared_data / "ckplus48"),
+            "--limit",
+            "6",
+            "--workers",
+            "1",
+            "--reference",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = {line["run"]: line for line in map(json.loads, out.stdout.splitlines())}
+    assert list(lines) == ["fer", "reference", "box_agreement", "ratio"]
+    for run in ("fer", "reference"):
+        assert lines[run]["n"] == 6 and lines[run]["startup_s"] > 0
+        assert 0 < lines[run]["faces_per_s_with_startup"] < lines[run]["faces_per_s"]
+    assert lines["ratio"]["with_startup"] > 0 and lines["ratio"]["loops_only"] > 0

@@ -152,7 +152,7 @@ def read_manifest(path: Path) -> tuple[list[dict[str, str]], dict, str]:
     try:
         columns, rows, lines = _read_rows(path)
         summary = json.loads(read_small(summary_path, what="manifest summary"))
-    except (ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+    except (OSError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise FerError(f"{path}: unreadable manifest ({exc})") from None
     if not rows:
         raise FerError(f"{path}: the manifest lists no images")
