@@ -51,7 +51,7 @@ def test_points_equal_dlibs_on_real_faces(shared_data, model):
     batched = ours.many([g for g, _ in faces], [box for _, box in faces])
     assert batched.dtype == np.int64 and batched.shape == expected.shape
     assert np.array_equal(batched, expected)
-    # in chunks too: the leaves are summed per face or per batch by the size they take
+    # in chunks too: the leaves are summed in groups of faces, split differently then
     chunked = [
         ours.many([g for g, _ in faces[i : i + 16]], [b for _, b in faces[i : i + 16]])
         for i in range(0, len(faces), 16)

@@ -38,7 +38,9 @@ from fer.preprocess.shapes_file import parse
 from fer.progress import say
 
 FORMAT = 1  # the cache entry's layout; bump it when the arrays below change
-CACHE_BYTES = 1 << 20  # leaves picked for a batch of faces up to this size are summed at once
+# the leaves picked for a group of faces, laid out tree-major, are summed in one call (8 faces of
+# the 68-point model: twice as fast as one face at a time, whose sums were 500 calls of 136 values)
+GROUP_BYTES = 4 << 20
 
 
 def _cache_folder(path: Path) -> Path:
@@ -210,13 +212,17 @@ class ShapePredictor:
         leaf_base = np.arange(trees) * self.leaves.shape[2] - splits
         face_base = np.arange(n)[:, None] * features
         initial = np.asarray(self.initial, np.float64)
-        # rows[:, 0]: the shapes; rows[:, 1:]: the trees' leaves, summed down axis 1 one after
-        # the other in float32 (a reduction over an outer axis is sequential), as dlib's
-        # `current_shape += leaf` tree by tree
-        rows = np.empty((n, trees + 1, 2 * self.points), np.float32)
-        rows[:, 0] = np.asarray(self.initial).reshape(-1)
+        # the current shapes; the leaves of a group of faces are summed down axis 0 of a buffer
+        # (tree, face, value) whose row 0 holds their shapes: a reduction over the outer axis is
+        # sequential, tree after tree in float32, as dlib's `current_shape += leaf`
+        coords = 2 * self.points  # x, y of each point
+        current = np.empty((n, coords), np.float32)
+        current[:] = np.asarray(self.initial).reshape(-1)
+        groups = -(-n * (trees + 1) * coords * 4 // GROUP_BYTES)  # of even sizes
+        group = -(-n // groups)
+        buffer = np.empty((trees + 1) * group * coords, np.float32)
         for level in range(levels):
-            shape = rows[:, 0].reshape(n, -1, 2)
+            shape = current.reshape(n, -1, 2)
             m = _similarity(initial, shape)  # (N, 2, 2)
             dx, dy, anchor = self._dx[level], self._dy[level], self._anchor[level]
             # tform * delta in float (x = m00 dx + m01 dy), plus the anchor point, in float;
@@ -240,14 +246,15 @@ class ShapePredictor:
                 diff = values[face_base + first[k]] - values[face_base + second[k]]
                 node = 2 * node + 1 + (diff <= thresh[k])
             leaves, picked = self._leaves[level], leaf_base + node
-            if rows.nbytes <= CACHE_BYTES:  # small leaves (the 5-point model): all faces at once
-                np.take(leaves, picked, axis=0, out=rows[:, 1:], mode="clip")
-                rows[:, 0] = np.add.reduce(rows, axis=1)
-                continue
-            for face, own in zip(rows, picked, strict=True):  # one face at a time, in cache
-                np.take(leaves, own, axis=0, out=face[1:], mode="clip")
-                np.add.reduce(face, axis=0, out=face[0])
-        shape = rows[:, 0].reshape(n, -1, 2).astype(np.float64)
+            for first_face in range(0, n, group):
+                faces = slice(first_face, first_face + group)
+                count = len(picked[faces])
+                sums = buffer[: (trees + 1) * count * coords].reshape(trees + 1, count, coords)
+                sums[0] = current[faces]
+                tree_major = picked[faces].T.reshape(-1)
+                np.take(leaves, tree_major, axis=0, out=sums[1:].reshape(-1, coords), mode="clip")
+                np.add.reduce(sums, axis=0, out=current[faces])
+        shape = current.reshape(n, -1, 2).astype(np.float64)
         scale, origin = np.hstack([wide, tall])[:, None], box[:, None, :2]
         return np.floor(shape * scale + origin + 0.5).astype(np.int64)
 
