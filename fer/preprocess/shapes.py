@@ -39,8 +39,8 @@ from fer.progress import say
 
 FORMAT = 1  # the cache entry's layout; bump it when the arrays below change
 # the leaves picked for a group of faces, laid out tree-major, are summed in one call: for 8 to 32
-# faces of the 68-point model (15 per group here) twice as fast as one face at a time, whose sums
-# were 500 calls of 136 values
+# faces of the 68-point model (up to 15 per group here) twice as fast as one face at a time, whose
+# sums were 500 calls of 136 values
 GROUP_BYTES = 4 << 20
 
 
