@@ -61,5 +61,5 @@ def test_preprocess_benchmark_prints_the_paired_ratio(shared_data):
     assert list(lines) == ["fer", "reference", "box_agreement", "ratio"]
     for run in ("fer", "reference"):
         assert lines[run]["n"] == 6 and lines[run]["startup_s"] > 0
-        assert 0 < lines[run]["faces_per_s_with_startup"] < lines[run]["faces_per_s"]
+        assert 0 < lines[run]["faces_per_s_with_startup"] <= lines[run]["faces_per_s"]  # rounded
     assert lines["ratio"]["with_startup"] > 0 and lines["ratio"]["loops_only"] > 0
