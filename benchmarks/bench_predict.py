@@ -190,7 +190,8 @@ def run_images(label: str, tree: Path, args, work: Path) -> dict:
     cmd += ["--device", args.device, "--json", str(out)]
     cmd += ["--stored", *map(str, args.stored)] if args.stored else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
-    cmd += ["--workers", str(args.workers), "--backend", args.backend]  # as the run after
+    if '"--workers"' in (tree / "benchmarks" / "bench_predict.py").read_text():  # older: none
+        cmd += ["--workers", str(args.workers), "--backend", args.backend]  # as the run after
     print(f"{label}: {tree / 'benchmarks' / 'bench_predict.py'}", flush=True)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(cmd, check=True, env=env)
