@@ -190,8 +190,11 @@ def run_images(label: str, tree: Path, args, work: Path) -> dict:
     cmd += ["--device", args.device, "--json", str(out)]
     cmd += ["--stored", *map(str, args.stored)] if args.stored else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
-    if '"--workers"' in (tree / "benchmarks" / "bench_predict.py").read_text():  # older: none
+    script = (tree / "benchmarks" / "bench_predict.py").read_text()  # older ones lack flags
+    if '"--workers"' in script:
         cmd += ["--workers", str(args.workers), "--backend", args.backend]  # as the run after
+    if '"--skip-startup"' in script:
+        cmd += ["--skip-startup"]  # this process times both sides' start-up
     print(f"{label}: {tree / 'benchmarks' / 'bench_predict.py'}", flush=True)
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run(cmd, check=True, env=env)
@@ -225,12 +228,16 @@ def main(argv=None) -> int:
     p.add_argument("--skip-video", action="store_true", help="only the images/s part")
     startup = "only the start-up part (with --before: its start-up too)"
     p.add_argument("--startup-only", action="store_true", help=startup)
+    skip = "no start-up part (what --before's fresh processes are run with; it times both)"
+    p.add_argument("--skip-startup", action="store_true", help=skip)
     before = "also measure git revision REV (its own bench_predict.py, same sizes) and print ratios"
     p.add_argument("--before", metavar="REV", help=before)
     cliargs.add_device(p)
     cliargs.add_threads(p)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
+    if args.skip_startup and (args.startup_only or args.before):
+        p.error("--skip-startup goes with neither --startup-only nor --before")
     import torch
 
     if args.threads:
@@ -271,33 +278,34 @@ def main(argv=None) -> int:
             )
         picture = work / "one.png"
         Image.fromarray(images[0]).save(picture)
-        cold = startup_seconds(models, picture, here, args, work, work / "cold", n=1)
-        figures["startup_cold_s"] = cold  # exports the graphs into an empty cache
-        figures["startup_s"] = startup_seconds(models, picture, here, args, work, work / "cold")
-        print(
-            f"start-up: fer predict on one picture, {figures['startup_s']:.2f} s (its first call, "
-            f"exporting the graphs into an empty cache: {cold:.2f} s)",
-            flush=True,
-        )
-        if args.before:
-            old["startup_s"] = startup_seconds(models, picture, tree, args, work, work / "cold")
-            figures["before"] = {"rev": args.before, **old}
-            for batch in () if args.startup_only else (1, args.batch_size):
-                new, was = figures[f"batch{batch}"], old[f"batch{batch}"]
-                ratios = ", ".join(
-                    f"{what} {new[k] / was[k]:.2f}x ({was[k]:.2f} -> {new[k]:.2f} img/s)"
-                    for what, k in (
-                        ("overall", "img_per_s"),
-                        ("preprocessing", "preprocess_img_per_s"),
-                        ("inference", "inference_img_per_s"),
-                    )
-                )
-                print(f"after / before {args.before}, batch {batch}: {ratios}", flush=True)
+        if not args.skip_startup:
+            cold = startup_seconds(models, picture, here, args, work, work / "cold", n=1)
+            figures["startup_cold_s"] = cold  # exports the graphs into an empty cache
+            figures["startup_s"] = startup_seconds(models, picture, here, args, work, work / "cold")
             print(
-                f"start-up: {old['startup_s']:.2f} s before, {figures['startup_s']:.2f} s after "
-                f"({old['startup_s'] / figures['startup_s']:.2f}x)",
+                f"start-up: fer predict on one picture, {figures['startup_s']:.2f} s (its first "
+                f"call, exporting the graphs into an empty cache: {cold:.2f} s)",
                 flush=True,
             )
+            if args.before:
+                old["startup_s"] = startup_seconds(models, picture, tree, args, work, work / "cold")
+                figures["before"] = {"rev": args.before, **old}
+                for batch in () if args.startup_only else (1, args.batch_size):
+                    new, was = figures[f"batch{batch}"], old[f"batch{batch}"]
+                    ratios = ", ".join(
+                        f"{what} {new[k] / was[k]:.2f}x ({was[k]:.2f} -> {new[k]:.2f} img/s)"
+                        for what, k in (
+                            ("overall", "img_per_s"),
+                            ("preprocessing", "preprocess_img_per_s"),
+                            ("inference", "inference_img_per_s"),
+                        )
+                    )
+                    print(f"after / before {args.before}, batch {batch}: {ratios}", flush=True)
+                print(
+                    f"start-up: {old['startup_s']:.2f} s before, {figures['startup_s']:.2f} s "
+                    f"after ({old['startup_s'] / figures['startup_s']:.2f}x)",
+                    flush=True,
+                )
         if not (args.skip_video or args.startup_only):
             frames = pictures(50, 256)
             for n in (args.short, args.long):
