@@ -5,7 +5,8 @@ video within 10 % of a 200-frame one; issue 31: ≥ 15 images/s at 224 / 90 on 2
    skimage's astronaut, one face each): overall, and preprocessing (detection, alignment, ROI
    crops: seconds of work, in the worker processes where there are some) and inference (both
    networks and the fusion) apart; with ``--workers`` and ``--backend`` as ``fer predict`` takes
-   them.
+   them; and the measuring process's peak resident memory after each (the networks run in it,
+   the workers apart; torch is loaded there to make the models).
 2. Start-up: ``fer predict`` on one picture in a fresh process, from process start to the table
    (the best of three), with the networks' ONNX graphs already cached as after any earlier
    batched call (then torch is not even imported: :mod:`fer.models.graphs`); and once with an
@@ -124,7 +125,15 @@ def images_per_second(models: Path, images: list, batch: int, args) -> dict:
         "inference_img_per_s": len(images) / max(t.inference_s, 1e-9),
         "preprocess_s": t.preprocess_s,
         "inference_s": t.inference_s,
+        "peak_rss_mb": peak_rss_mb(),  # this process's so far: the networks run here
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (MB; its workers not included)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_memory(models: Path, video: Path, args, work: Path) -> tuple[float, float]:
@@ -207,7 +216,8 @@ def print_rate(name: str, f: dict) -> None:
         f"{name}{how}: {f['img_per_s']:6.2f} img/s overall; preprocessing "
         f"{f['preprocess_img_per_s']:6.2f} img/s ({f['preprocess_s']:.1f} s), inference "
         f"{f['inference_img_per_s']:7.2f} img/s ({f['inference_s']:.1f} s); "
-        f"{f['faces_ok']}/{f['images']} faces ok",
+        f"{f['faces_ok']}/{f['images']} faces ok"
+        + (f"; peak RSS {f['peak_rss_mb']:.0f} MB" if "peak_rss_mb" in f else ""),
         flush=True,
     )
 
@@ -300,6 +310,9 @@ def main(argv=None) -> int:
                             ("inference", "inference_img_per_s"),
                         )
                     )
+                    if "peak_rss_mb" in was:  # older scripts did not measure it
+                        mb = was["peak_rss_mb"], new["peak_rss_mb"]
+                        ratios += f"; peak RSS {mb[0]:.0f} -> {mb[1]:.0f} MB"
                     print(f"after / before {args.before}, batch {batch}: {ratios}", flush=True)
                 print(
                     f"start-up: {old['startup_s']:.2f} s before, {figures['startup_s']:.2f} s "

@@ -242,6 +242,114 @@ def test_the_onnx_backend_scores_as_eager_mode_and_exports_each_graph_once(
         graphs.choose("tensorrt", "cpu")
 
 
+def test_the_graphs_run_in_calls_their_memory_allows_and_give_the_same_table(
+    pair, inputs, tmp_path, monkeypatch
+):
+    """Issue 31: onnxruntime keeps every intermediate of a call (the Global-ROI Net's attention
+    scores at 224 / 90 px: 27 MB per image), so a batch runs in calls of a few images where they
+    are large. Each exported graph records its largest intermediate per image; a graph cached
+    by an older fer gets it on first use; the calls change no bit of the table."""
+    import onnx
+
+    from fer.models import graphs
+
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(graphs, "_SESSIONS", {})
+    pictures = [skdata.astronaut(), *inputs["happy"], inputs["mixed"] / "clips" / "pan.mp4"]
+    predictor = Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
+    whole = predictor.predict(pictures)
+    sessions = {ck.kind: graphs.session(ck) for ck in predictor.models.checkpoints.values()}
+    marked = {
+        k: int(s.get_modelmeta().custom_metadata_map[graphs.ROW_BYTES]) for k, s in sessions.items()
+    }
+    assert marked["global"] == 64 * (48 // 2) ** 2 * 4  # the Global Net's first feature map
+    for kind, ck in ((ck.kind, ck) for ck in predictor.models.checkpoints.values()):
+        assert marked[kind] == graphs.row_bytes(graphs.graph_path(ck))
+        assert graphs.rows_per_call(sessions[kind]) >= 32  # at 48 / 24 px a batch is one call
+
+    calls = []
+    for kind, sess in sessions.items():
+
+        def counted(names, feed, *rest, _run=sess.run, _kind=kind):
+            calls.append((_kind, len(next(iter(feed.values())))))
+            return _run(names, feed, *rest)
+
+        monkeypatch.setattr(sess, "run", counted)
+    monkeypatch.setattr(graphs, "CALL_BYTES", 3 * max(marked.values()))
+    pd.testing.assert_frame_equal(predictor.predict(pictures), whole)
+    n = int((whole.status == "ok").sum())
+    for kind in ("global", "roi"):
+        sizes = [k for who, k in calls if who == kind]
+        rows = graphs.CALL_BYTES // marked[kind]  # 3 for the larger graph
+        assert sum(sizes) == n and len(sizes) > 1, (kind, sizes)
+        assert max(sizes) <= rows and min(sizes) >= 2, (kind, sizes)
+
+    # a graph cached before graphs recorded their sizes: marked on first use, table unchanged
+    path = graphs.graph_path(predictor.models.roi_ck)
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+    monkeypatch.setattr(graphs, "_SESSIONS", {})
+    monkeypatch.setattr(graphs, "CALL_BYTES", 128 << 20)
+    again = Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
+    pd.testing.assert_frame_equal(again.predict(pictures), whole)
+    kept = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert kept[graphs.ROW_BYTES] == str(marked["roi"])
+
+    # where the cache cannot be written, such a graph runs whole batches, as it did
+    del model.metadata_props[:]
+    onnx.save(model, str(path))
+
+    def refused(where):
+        raise FerError(f"{where}: could not write (Read-only file system)")
+
+    monkeypatch.setattr(graphs, "mark_row_bytes", refused)
+    monkeypatch.setattr(graphs, "_SESSIONS", {})
+    third = Predictor.from_dir(pair, device="cpu", progress=False, backend="onnx")
+    pd.testing.assert_frame_equal(third.predict(pictures), whole)
+    assert graphs.rows_per_call(graphs.session(third.models.roi_ck)) is None
+
+
+def test_graph_calls_split_a_batch_in_order_and_never_leave_one_image_alone():
+    """graphs.run's split: near-equal calls of at most rows_per_call images (one more where two
+    per call is the limit and the batch is odd), none of one image unless the batch is one."""
+    from fer.models import graphs
+
+    class Meta:
+        custom_metadata_map: dict
+
+    class Fake:
+        def __init__(self, row_bytes: int):
+            self.meta, self.sizes = Meta(), []
+            self.meta.custom_metadata_map = {graphs.ROW_BYTES: str(row_bytes)}
+
+        def get_modelmeta(self):
+            return self.meta
+
+        def run(self, names, feed):
+            self.sizes.append(len(feed["face"]))
+            return [feed["face"][:, 0, 0, :1].copy()]
+
+    for rows in (2, 3, 4, 7):
+        for n in range(1, 30):
+            fake = Fake(graphs.CALL_BYTES // rows)
+            assert graphs.rows_per_call(fake) == rows
+            face = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1)
+            out = graphs.run(fake, {"face": face})
+            assert out[:, 0].tolist() == list(range(n))  # every row once, in order
+            assert sum(fake.sizes) == n
+            assert max(fake.sizes) - min(fake.sizes) <= 1
+            assert max(fake.sizes) <= max(rows, min(n, 3) if rows == 2 else rows)
+            assert min(fake.sizes) >= 2 or n == 1
+    big = Fake(graphs.CALL_BYTES * 4)  # an image whose intermediates alone exceed the budget
+    assert graphs.rows_per_call(big) == 2
+    unmarked = Fake(1)
+    unmarked.meta.custom_metadata_map = {}  # a graph from elsewhere: the whole batch at once
+    assert graphs.rows_per_call(unmarked) is None
+    graphs.run(unmarked, {"face": np.zeros((40, 1, 1, 1), np.float32)})
+    assert unmarked.sizes == [40]
+
+
 def test_cached_graphs_predict_without_torch_in_a_fresh_process(pair, inputs, tmp_path):
     """fer predict's start-up (issue 31): once a pair's graphs are cached, a new process scores
     with onnxruntime alone; torch, torchvision and pandas are never imported."""
