@@ -14,7 +14,10 @@ video within 10 % of a 200-frame one; issue 31: ≥ 15 images/s at 224 / 90 on 2
 3. ``--before REV``: 1 and 2 again with git revision REV's code and its own copy of this script,
    same sizes, same machine; then the ratios after / before. Part 1 then runs in two fresh
    processes, REV's script and this one, one after the other.
-4. Peak resident memory of ``fer predict`` on a ``--short``-frame and a ``--long``-frame video
+4. On the CPU, what the batched inference rate means: both networks' GFLOPs per image, the
+   GFLOPS reached, and the ceiling this machine's fp32 matrix product (NumPy's, 2048²) sets on
+   the networks' images/s in exact fp32.
+5. Peak resident memory of ``fer predict`` on a ``--short``-frame and a ``--long``-frame video
    (each run in a fresh process; its workers' included), and its frames/s.
 
 The models are seeded, untrained networks of the sizes given (default the reference's 224 / 90;
@@ -210,6 +213,43 @@ def run_images(label: str, tree: Path, args, work: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def sgemm_gflops(side: int = 2048, n: int = 5) -> float:
+    """This machine's fp32 matrix product, GFLOPS: NumPy's BLAS on two side×side matrices, the
+    best of ``n`` (its threads: OMP_NUM_THREADS / the cores, as the networks')."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((side, side), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = math.inf
+    for _ in range(n):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * side**3 / best / 1e9
+
+
+def ceiling(models: Path, batched: dict) -> dict:
+    """What the batched inference rate means on this machine: both networks' GFLOPs per image
+    (:func:`fer.models.gflops_per_image`, attention included), the GFLOPS that rate reaches,
+    this machine's fp32 matrix product (:func:`sgemm_gflops`), and the networks' images/s were
+    they to run at that product's rate (a ceiling for exact fp32 on the CPU: convolutions and
+    attention are matrix products at best)."""
+    from fer.models import gflops_per_image, load_checkpoint
+
+    per = {
+        kind: gflops_per_image(load_checkpoint(models / f"{kind}.pt")[0])
+        for kind in ("global", "roi")
+    }
+    total = sum(per.values())
+    peak = sgemm_gflops()
+    reached = batched["inference_img_per_s"] * total
+    return {
+        "gflops_per_image": per,
+        "inference_gflops": reached,
+        "sgemm_gflops": peak,
+        "networks_ceiling_img_per_s": peak / total,
+    }
+
+
 def print_rate(name: str, f: dict) -> None:
     how = f" ({f['workers']} workers, {f['backend']})" if "workers" in f else ""
     print(
@@ -284,6 +324,17 @@ def main(argv=None) -> int:
                 f"batched / batch 1: overall {many['img_per_s'] / one['img_per_s']:.2f}x, "
                 f"preprocessing {many['preprocess_img_per_s'] / one['preprocess_img_per_s']:.2f}x, "
                 f"inference {many['inference_img_per_s'] / one['inference_img_per_s']:.2f}x",
+                flush=True,
+            )
+        if args.device == "cpu" and not args.startup_only:
+            c = figures["ceiling"] = ceiling(models, figures[f"batch{args.batch_size}"])
+            g = c["gflops_per_image"]
+            print(
+                f"networks: {sum(g.values()):.2f} GFLOPs per image (global {g['global']:.2f}, roi "
+                f"{g['roi']:.2f}); batched inference reaches {c['inference_gflops']:.0f} GFLOPS, "
+                f"{c['inference_gflops'] / c['sgemm_gflops']:.0%} of this machine's fp32 matrix "
+                f"product ({c['sgemm_gflops']:.0f} GFLOPS, 2048²): at that product's rate the "
+                f"networks alone would score {c['networks_ceiling_img_per_s']:.1f} img/s",
                 flush=True,
             )
         picture = work / "one.png"

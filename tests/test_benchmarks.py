@@ -1,6 +1,7 @@
 """Benchmarks run their whole paths: the GPU check (benchmarks/gpu_check.sh) on the CPU with
 ``--dry``, every section printing its figures and none failing; the preprocessing benchmark
-against the reference on a few faces. Figures are not asserted (2 shared cores)."""
+against the reference on a few faces; the predict benchmark at the demo's sizes. Figures are not
+asserted (2 shared cores), only their consistency."""
 
 from __future__ import annotations
 
@@ -63,3 +64,29 @@ def test_preprocess_benchmark_prints_the_paired_ratio(shared_data):
         assert lines[run]["n"] == 6 and lines[run]["startup_s"] > 0
         assert 0 < lines[run]["faces_per_s_with_startup"] <= lines[run]["faces_per_s"]  # rounded
     assert lines["ratio"]["with_startup"] > 0 and lines["ratio"]["loops_only"] > 0
+
+
+def test_predict_benchmark_prints_rates_memory_and_the_fp32_ceiling(tmp_path):
+    """bench_predict.py at the demo's sizes on 4 pictures, the networks under onnxruntime: both
+    rate lines with the process's peak memory, and the ceiling line whose figures are one
+    consistent account (GFLOPS reached = inference images/s × GFLOPs per image)."""
+    import json
+
+    figures = tmp_path / "figures.json"
+    argv = [sys.executable, str(REPO / "benchmarks" / "bench_predict.py"), "--skip-video"]
+    argv += ["--skip-startup", "--n-images", "4", "--batch-size", "2", "--face-size", "48"]
+    argv += ["--roi-size", "24", "--stored", "112", "48", "--workers", "0", "--backend", "onnx"]
+    argv += ["--json", str(figures)]
+    env = {**os.environ, "FER_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "batch   2 (0 workers, onnx)" in out.stdout
+    assert out.stdout.count("; peak RSS ") == 2
+    assert "of this machine's fp32 matrix product" in out.stdout
+    f = json.loads(figures.read_text())
+    c, batched = f["ceiling"], f["batch2"]
+    total = sum(c["gflops_per_image"].values())
+    assert c["gflops_per_image"]["roi"] > c["gflops_per_image"]["global"] > 0
+    assert c["inference_gflops"] == pytest.approx(batched["inference_img_per_s"] * total)
+    assert c["networks_ceiling_img_per_s"] == pytest.approx(c["sgemm_gflops"] / total)
+    assert batched["peak_rss_mb"] >= f["batch1"]["peak_rss_mb"] > 100
