@@ -154,6 +154,19 @@ def test_worker_processes_give_the_one_process_table(pair, inputs):
     assert len(tables[0]) == 19 and set(tables[0].status) >= {"ok", "unreadable"}
 
 
+def test_auto_workers_one_per_core_up_to_four_and_none_with_nothing_to_overlap():
+    """--workers auto: one per core (at the demo's sizes two workers on 2 cores scored 1.49x
+    one worker's images/s; bench_predict.py), at most four; none without a detector, with MTCNN
+    on a GPU, or on one core."""
+    from fer.predict.pool import auto_workers
+    from fer.preprocess.pipeline import Settings
+
+    cpu = Settings(root=".")
+    assert [auto_workers(cpu, n) for n in (1, 2, 3, 4, 8, 64)] == [0, 2, 3, 4, 4, 4]
+    assert auto_workers(Settings(root=".", detector="none"), 8) == 0
+    assert auto_workers(Settings(root=".", device="cuda"), 8) == 0
+
+
 def test_a_worker_that_dies_ends_the_run_in_one_line_without_a_table(
     pair, inputs, tmp_path, monkeypatch, capsys
 ):

@@ -67,7 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=cliargs.integer(1), default=32, help=batch)
     workers = (
         "processes that detect, align and crop the next batches while the networks score this "
-        "one (0: all in this process; auto: one per two CPU cores, at most 4, none without a "
+        "one (0: all in this process; auto: one per CPU core, at most 4, none without a "
         "detector or with MTCNN on a GPU)"
     )
     p.add_argument("--workers", type=cliargs.integer_or_auto(0), default="auto", help=workers)
