@@ -154,6 +154,33 @@ def test_worker_processes_give_the_one_process_table(pair, inputs):
     assert len(tables[0]) == 19 and set(tables[0].status) >= {"ok", "unreadable"}
 
 
+def test_workers_started_outside_a_main_guard_are_named_as_the_cause(pair, tmp_path):
+    """A Python script that starts workers at import time (no ``if __name__ == "__main__":``)
+    makes each spawned worker start them again, which multiprocessing refuses: one line says
+    so, not that a worker was killed."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.png")
+    script = tmp_path / "label.py"
+    script.write_text(
+        "from fer import Predictor\n"
+        "from fer.errors import FerError\n"
+        f"predictor = Predictor.from_dir({str(pair)!r}, device='cpu', workers=1, progress=False)\n"
+        "try:\n"
+        f"    predictor.predict([{str(tmp_path / 'astronaut.png')!r}])\n"
+        "except FerError as exc:\n"
+        "    print('ERROR', exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert "ERROR the preprocessing workers could not start" in done.stdout, done.stderr[-2000:]
+    assert 'under `if __name__ == "__main__":`' in done.stdout
+
+
 def test_auto_workers_one_per_core_up_to_four_and_none_with_nothing_to_overlap():
     """--workers auto: one per core (at the demo's sizes two workers on 2 cores scored 1.49x
     one worker's images/s; bench_predict.py), at most four; none without a detector, with MTCNN

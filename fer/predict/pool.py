@@ -106,8 +106,8 @@ class WorkerPool:
         self.pool = ProcessPoolExecutor(
             workers, mp_context=spawn, initializer=start_worker, initargs=(settings,)
         )
-        for _ in range(workers):  # start them now: they load while the networks do
-            self.pool.submit(int)
+        # start them now: they load while the networks do
+        self.started = [self.pool.submit(int) for _ in range(workers)]
 
     def map(self, batches: Iterable[list]) -> Iterator[tuple[list, list[list], float]]:
         window: deque[tuple[list, list, Future]] = deque()
@@ -121,6 +121,13 @@ class WorkerPool:
                 yield self._done(*window.popleft())
         except BrokenProcessPool:
             self.close()
+            if any(f.cancelled() or f.exception() for f in self.started):
+                raise FerError(
+                    "the preprocessing workers could not start (from a Python script: create "
+                    'the Predictor under `if __name__ == "__main__":`, which spawned '
+                    "processes need); the table was not written: run with --workers 0 "
+                    "(workers=0)"
+                ) from None
             raise FerError(
                 "a preprocessing worker died (killed, or out of memory); the table was not "
                 "written: run again, or with --workers 0"
