@@ -135,6 +135,8 @@ def session(ck, threads: int | None = None):
             made = _open(path, threads)
         except FerError:  # a read-only cache: this graph runs whole batches, as it did
             pass
+        except Exception as exc:  # the graph runs; only its measure failed: as it did, and said
+            print(f"{path}: not measured ({exc}); it scores whole batches", file=sys.stderr)
     _SESSIONS[key] = made
     return made
 
