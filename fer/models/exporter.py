@@ -74,10 +74,7 @@ def export_onnx(module: nn.Module, inputs: dict, names: list[str], path: Path) -
 
 def export_checkpoint(ck, path: Path) -> None:
     """Export ``ck``'s network (under its test-time views) to ``path``, atomically, and keep it
-    only if its logits agree with eager mode's within :data:`TOLERANCE`; the graph records the
-    size of its largest intermediate per image (:func:`fer.models.graphs.mark_row_bytes`)."""
-    from fer.models.graphs import mark_row_bytes
-
+    only if its logits agree with eager mode's within :data:`TOLERANCE`."""
     print(f"{ck.path}: exporting its graph for onnxruntime once, into {path}", file=sys.stderr)
     module = Network(ck.model.cpu(), input_names(ck), ck.tta)
     with StagedFile(path) as staged:
@@ -85,7 +82,6 @@ def export_checkpoint(ck, path: Path) -> None:
         diff = parity(module, staged.tmp, example_inputs(ck, 3, 1))
         if diff > TOLERANCE:
             raise FerError(f"{ck.path}: its ONNX graph differs from eager mode by {diff:.2e}")
-        mark_row_bytes(staged.tmp)
 
 
 def export_graph(module: nn.Module, inputs: dict, path: Path) -> None:

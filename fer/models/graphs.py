@@ -129,7 +129,7 @@ def session(ck, threads: int | None = None):
     if not meta_path(ck.path).is_file():  # what a later run reads instead of the checkpoint
         write_json(meta_path(ck.path), ck.meta, indent=1, allow_nan=True)
     made = _open(path, threads)
-    if ROW_BYTES not in made.get_modelmeta().custom_metadata_map:  # cached by an older fer
+    if ROW_BYTES not in made.get_modelmeta().custom_metadata_map:  # new, or from an older fer
         try:
             mark_row_bytes(path)
             made = _open(path, threads)
