@@ -313,7 +313,7 @@ def main(argv=None) -> int:
         if args.before and not args.startup_only:
             old = run_images("before", tree, args, work)
             new = run_images("after", here, args, work)
-            figures |= {k: v for k, v in new.items() if k.startswith("batch")}
+            figures |= {k: v for k, v in new.items() if k.startswith(("batch", "ceiling"))}
         elif not args.startup_only:
             for batch in (1, args.batch_size):
                 f = images_per_second(models, images, batch, args)
@@ -326,7 +326,8 @@ def main(argv=None) -> int:
                 f"inference {many['inference_img_per_s'] / one['inference_img_per_s']:.2f}x",
                 flush=True,
             )
-        if args.device == "cpu" and not args.startup_only:
+        # with --before, the "after" run has printed it (and its figures are in ``figures``)
+        if args.device == "cpu" and not (args.startup_only or args.before):
             c = figures["ceiling"] = ceiling(models, figures[f"batch{args.batch_size}"])
             g = c["gflops_per_image"]
             print(
