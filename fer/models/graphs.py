@@ -202,8 +202,9 @@ def rows_per_call(sess) -> int | None:
     for the session's life. At 224 / 90 px and batch 32, ``fer predict`` on 64 pictures peaked
     at 4.46 GB resident with the Global-ROI Net's batch in one call and at 1.06 GB in calls of
     4, with a byte-identical table; that graph alone scored 14.3 and 15.3 images/s (2 cores of
-    an AMD EPYC). The Global Net's 32 images stay one call. At the demo's 48 / 24 px a call
-    takes the whole batch: smaller calls there were up to 1.5x slower."""
+    an AMD EPYC), and ``fer predict``'s batched rate beside a busy worker rose 1.13-1.35x
+    (``benchmarks/bench_predict.py``). The Global Net's 32 images stay one call. At the demo's
+    48 / 24 px a call takes the whole batch: smaller calls there were up to 1.5x slower."""
     given = sess.get_modelmeta().custom_metadata_map.get(ROW_BYTES, "")
     if not given.isdigit() or int(given) < 1:
         return None
