@@ -15,7 +15,7 @@ video within 10 % of a 200-frame one; issue 31: ≥ 15 images/s at 224 / 90 on 2
    same sizes, same machine; then the ratios after / before. Part 1 then runs in two fresh
    processes, REV's script and this one, one after the other.
 4. On the CPU, what the batched inference rate means: both networks' GFLOPs per image, the
-   GFLOPS reached, and the ceiling this machine's fp32 matrix product (NumPy's, 2048²) sets on
+   GFLOPS reached, and the ceiling this machine's fp32 matrix product (torch's, 2048²) sets on
    the networks' images/s in exact fp32.
 5. Peak resident memory of ``fer predict`` on a ``--short``-frame and a ``--long``-frame video
    (each run in a fresh process; its workers' included), and its frames/s.
@@ -213,26 +213,15 @@ def run_images(label: str, tree: Path, args, work: Path) -> dict:
     return json.loads(out.read_text())
 
 
-def sgemm_gflops(side: int = 2048, n: int = 5) -> float:
-    """This machine's fp32 matrix product, GFLOPS: NumPy's BLAS on two side×side matrices, the
-    best of ``n`` (its threads: OMP_NUM_THREADS / the cores, as the networks')."""
-    rng = np.random.default_rng(0)
-    a, b = (rng.random((side, side), dtype=np.float32) for _ in range(2))
-    a @ b
-    best = math.inf
-    for _ in range(n):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * side**3 / best / 1e9
-
-
 def ceiling(models: Path, batched: dict) -> dict:
     """What the batched inference rate means on this machine: both networks' GFLOPs per image
     (:func:`fer.models.gflops_per_image`, attention included), the GFLOPS that rate reaches,
-    this machine's fp32 matrix product (:func:`sgemm_gflops`), and the networks' images/s were
-    they to run at that product's rate (a ceiling for exact fp32 on the CPU: convolutions and
-    attention are matrix products at best)."""
+    this machine's fp32 matrix product (``common.gemm_peak``, as bench_train.py's ceiling), and
+    the networks' images/s were they to run at that product's rate (a ceiling for exact fp32 on
+    the CPU: convolutions and attention are matrix products at best)."""
+    import torch
+    from common import gemm_peak
+
     from fer.models import gflops_per_image, load_checkpoint
 
     per = {
@@ -240,7 +229,7 @@ def ceiling(models: Path, batched: dict) -> dict:
         for kind in ("global", "roi")
     }
     total = sum(per.values())
-    peak = sgemm_gflops()
+    peak = gemm_peak(torch.float32, "cpu")
     reached = batched["inference_img_per_s"] * total
     return {
         "gflops_per_image": per,

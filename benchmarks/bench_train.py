@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 import torch
-from common import add_model_options, start
+from common import add_model_options, gemm_peak, start
 
 from fer.models import create_model, gflops_per_image
 from fer.train.loop import Criterion, Step, build_model, train_one_epoch
@@ -76,29 +76,6 @@ def bench(arch: str, amp: str, channels_last: bool | None, args) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize()
     return stats["images"] / (time.perf_counter() - t0)
-
-
-def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, budget_s: float = 2.0) -> float:
-    """GFLOP/s of an n x n x n matrix multiply in ``dtype`` (the practical compute peak), timed
-    over at most ``budget_s`` seconds of repeats (an emulated dtype takes minutes per product)."""
-    a = torch.randn(n, n, dtype=dtype, device=device)
-    b = torch.randn(n, n, dtype=dtype, device=device)
-
-    def timed(repeat: int) -> float:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for _ in range(repeat):
-            a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
-    first = timed(1)  # warm-up, and the size of one product
-    repeat = max(1, min(10, int(budget_s / max(first, 1e-9))))
-    if first > budget_s:  # too slow to repeat: the warm-up is the measurement
-        return 2 * n**3 / first / 1e9
-    return 2 * n**3 * repeat / timed(repeat) / 1e9
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""What the model benchmarks share: their size / device / thread options and the header line.
+"""What the model benchmarks share: their size / device / thread options, the header line, and
+the machine's matrix-multiply peak (the ceiling their figures are read against).
 
 Imported by the scripts beside it (``python benchmarks/bench_x.py`` puts this folder on
 ``sys.path``); not a benchmark itself.
@@ -7,6 +8,7 @@ Imported by the scripts beside it (``python benchmarks/bench_x.py`` puts this fo
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 
@@ -31,3 +33,26 @@ def start(args: argparse.Namespace) -> None:
         f"batch {args.batch_size}, face {args.face_size}, roi {args.roi_size}",
         flush=True,
     )
+
+
+def gemm_peak(dtype: torch.dtype, device: str, n: int = 2048, budget_s: float = 2.0) -> float:
+    """GFLOP/s of an n x n x n matrix multiply in ``dtype`` (the practical compute peak), timed
+    over at most ``budget_s`` seconds of repeats (an emulated dtype takes minutes per product)."""
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+
+    def timed(repeat: int) -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+    first = timed(1)  # warm-up, and the size of one product
+    repeat = max(1, min(10, int(budget_s / max(first, 1e-9))))
+    if first > budget_s:  # too slow to repeat: the warm-up is the measurement
+        return 2 * n**3 / first / 1e9
+    return 2 * n**3 * repeat / timed(repeat) / 1e9

@@ -156,22 +156,24 @@ def _open(path: Path, threads: int | None):
         raise FerError(f"{path}: not a graph onnxruntime can run ({exc}); delete it") from None
 
 
-def row_bytes(path: Path) -> int:
-    """The bytes of the largest tensor the graph file ``path`` computes for one image: it runs
-    once on a batch of zeros, every intermediate made an output. For the Global-ROI Net at
-    224 / 90 px that is the attention scores after layer2 (3 crops × 8 heads × 529² tokens in
-    float32: 27 MB); for the Global Net, its first feature map (3.2 MB)."""
+def row_bytes(model) -> int:
+    """The bytes of the largest tensor the ONNX ``model`` (an ``onnx.ModelProto``, left as it
+    is) computes for one image: a copy runs once on a batch of zeros, every intermediate made an
+    output. For the Global-ROI Net at 224 / 90 px that is the attention scores after layer2
+    (3 crops × 8 heads × 529² tokens in float32: 27 MB); for the Global Net, its first feature
+    map (3.2 MB)."""
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
-    named = {o.name for o in model.graph.output}
-    for node in model.graph.node:
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    named = {o.name for o in probe.graph.output}
+    for node in probe.graph.node:
         for name in node.output:
             if name and name not in named:
-                model.graph.output.append(onnx.ValueInfoProto(name=name))
+                probe.graph.output.append(onnx.ValueInfoProto(name=name))
                 named.add(name)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
     feed = {
         i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
         for i in sess.get_inputs()
@@ -183,8 +185,8 @@ def mark_row_bytes(path: Path) -> None:
     """Record :func:`row_bytes` in the graph file's metadata (:data:`ROW_BYTES`), atomically."""
     import onnx
 
-    size = row_bytes(path)
     model = onnx.load(str(path))
+    size = row_bytes(model)
     kept = [p for p in model.metadata_props if p.key != ROW_BYTES]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
