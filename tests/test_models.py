@@ -20,7 +20,7 @@ from fer.models import (
     load_checkpoint,
     save_checkpoint,
 )
-from fer.models.cbam import CBAM
+from fer.models.cbam import CBAM, ChannelPools, SpatialPools
 from fer.models.roi_net import SelfAttention
 
 SMALL = {"face_size": 64, "roi_size": 32}
@@ -159,6 +159,72 @@ def test_attention_is_reference_multi_head_softmax():
     weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(32 / 8), dim=-1)
     expected = attn.proj((weights @ v).transpose(1, 2).reshape(2, 10, 32))
     torch.testing.assert_close(attn(tokens), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bf16_attention_core_runs_in_fp32_on_the_cpu():
+    """Under CPU bf16 autocast the softmax core is computed in fp32 (faster there): the block's
+    output is bf16 and its core equals the fp32 core of the same bf16 projections."""
+    torch.manual_seed(0)
+    attn = SelfAttention(32, heads=8)
+    tokens = torch.randn(2, 10, 32, requires_grad=True)
+    seen = []
+    attn.proj.register_forward_pre_hook(lambda m, a: seen.append(a[0]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attn(tokens)
+        q, k, v = (
+            m(tokens).view(2, 10, 8, 4).transpose(1, 2) for m in (attn.query, attn.key, attn.value)
+        )
+    core = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+    assert out.dtype == torch.bfloat16 and seen[0].dtype == torch.bfloat16
+    torch.testing.assert_close(
+        seen[0].float(), core.transpose(1, 2).reshape(2, 10, 32).bfloat16().float()
+    )
+    out.float().sum().backward()
+    assert tokens.grad is not None and torch.isfinite(tokens.grad).all()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    ("pools", "plain"),
+    [
+        (SpatialPools, lambda x: (x.mean(dim=(2, 3)), x.amax(dim=(2, 3)))),
+        (ChannelPools, lambda x: torch.cat((x.amax(1, keepdim=True), x.mean(1, keepdim=True)), 1)),
+    ],
+)
+def test_cbam_training_pools_give_autograds_gradients(pools, plain, channels_last):
+    """CBAM's training pools (one argmax per max, the map's memory format kept) compute the plain
+    ops and, without ties (float64), autograd's gradients of them."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 32, 6, 5, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    mine, ref = pools.apply(x), plain(x)
+    mine, ref = (mine, ref) if isinstance(ref, tuple) else ((mine,), (ref,))
+    ups = [torch.randn_like(r) for r in ref]
+    (dx,) = torch.autograd.grad(mine, x, ups)
+    (expected,) = torch.autograd.grad(ref, x, ups)
+    for a, b in zip(mine, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(dx, expected)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert dx.is_contiguous(memory_format=fmt)
+    assert torch.autograd.gradcheck(pools.apply, (x,), fast_mode=True)
+
+
+def test_cbam_trains_through_its_pools_and_exports_the_plain_ops():
+    def nodes(fn, seen):
+        if fn is not None and fn not in seen:
+            seen.add(fn)
+            for nxt, _ in fn.next_functions:
+                nodes(nxt, seen)
+        return {type(n).__name__ for n in seen}
+
+    cbam = CBAM(32, 16)
+    x = torch.randn(3, 32, 6, 5, requires_grad=True)
+    assert {"SpatialPoolsBackward", "ChannelPoolsBackward"} <= nodes(cbam.train()(x).grad_fn, set())
+    names = nodes(cbam.eval()(x).grad_fn, set())
+    assert "AmaxBackward0" in names and not any("Pools" in n for n in names)
 
 
 @pytest.mark.parametrize("arch", list_models())
