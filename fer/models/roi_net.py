@@ -43,7 +43,8 @@ class CbamBasicBlock(BasicBlock):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention, separate Q/K/V ``Linear(C, C)``, scale ``1/sqrt(C/heads)``."""
+    """Multi-head self-attention, separate Q/K/V ``Linear(C, C)``, scale ``1/sqrt(C/heads)``;
+    under bf16 autocast on the CPU the softmax core runs in fp32 (faster there)."""
 
     def __init__(self, dim: int, heads: int = 8) -> None:
         super().__init__()
@@ -62,8 +63,9 @@ class SelfAttention(nn.Module):
 
         q, k, v = split(self.query(tokens)), split(self.key(tokens)), split(self.value(tokens))
         if q.device.type == "cpu" and q.dtype != torch.float32:
-            # the CPU's bf16 flash attention is 2.4x (529 tokens) to 4x (144) slower than its
-            # fp32 one, backward included (benchmarks/bench_train.py): the core runs in fp32
+            # torch's CPU flash attention is slower in bf16 than in fp32, forward + backward on
+            # 2 cores of a Xeon with AMX: 2.4x at 529 tokens (90 px ROIs), 4x at 144, 8x at 36
+            # (24 px): the core runs in fp32 (the Global-ROI Net's bf16 step: 1.28x faster)
             with torch.autocast("cpu", enabled=False):
                 out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
             out = out.to(q.dtype)
