@@ -4,11 +4,14 @@ Runs the trainer's own ``train_one_epoch`` (uint8 batch → on-device augmentati
 loss → backward → SGD step) on synthetic uint8 batches, for both models, in fp32 NCHW and with
 fer's default step (``amp: auto`` and ``channels_last: null`` resolved for this machine: bf16 +
 channels_last where the CPU computes bf16 natively, fp32 NCHW elsewhere), and prints images per
-second. The fp32 NCHW step is the reference's step measured again on this machine (the same
-layers and logits, fp32, NCHW, no compile); :data:`REFERENCE` holds the reference code's own
-step, run as published on an idle 2-core Xeon (issue 19): 3.05 img/s (Global-ROI Net) and 18.1
-img/s (Global Net). Both ratios are printed. ``--bf16`` also times forced bf16 autocast where
-``auto`` chose fp32 (emulated bf16: slow; it shows what ``auto`` avoids).
+second. The reference's fp32 step is measured on this machine too, in its own modules (their
+offline re-creations in tests/reference_standins: :func:`reference_step`), and fer's default is
+given as a ratio to it and to fer's own fp32 NCHW step (the same logits as the reference's, with
+fer's kernels: its attention, for one, is torch's fused one where the reference's is matmul +
+softmax); :data:`REFERENCE` holds the reference code's own step, run as published on an idle
+2-core Xeon (issue 19): 3.05 img/s (Global-ROI Net) and 18.1 img/s (Global Net). ``--bf16``
+also times forced bf16 autocast where ``auto`` chose fp32 (emulated bf16: slow; it shows what
+``auto`` avoids).
 
 It also prints the machine's ceiling: the matrix-multiply peak (GFLOP/s of a large GEMM, fp32
 and bf16) and the img/s a train step would reach if all of its FLOPs (forward GFLOPs x 3: the
@@ -21,7 +24,9 @@ goal above it cannot be met by software on this machine.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,6 +38,7 @@ from fer.train.precision import memory_format, resolve
 from fer.train.recipe import Recipe
 
 REFERENCE = {"global": 18.1, "roi": 3.05}  # the reference code's fp32 step, batch 16 (issue 19)
+STANDINS = Path(__file__).resolve().parents[1] / "tests" / "reference_standins"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -78,6 +84,54 @@ def bench(arch: str, amp: str, channels_last: bool | None, args) -> float:
     return stats["images"] / (time.perf_counter() - t0)
 
 
+def reference_step(arch: str, args) -> float | None:
+    """Images per second of the reference's own fp32 step on this machine: the reference's
+    modules (their offline re-creations in tests/reference_standins: the same layers and ops as
+    the authors' ``package/``, e.g. attention as matmul + softmax), SGD (momentum 0.9, weight
+    decay 1e-4), cross-entropy with label smoothing 0.1 (weights 1 / 0.6 / 1 over the Global-ROI
+    Net's three heads), fp32 NCHW, batch ``args.batch_size`` (reference §3.1). Its inputs are float
+    tensors made before the clock starts (the reference normalises in its DataLoader workers),
+    where fer's step above converts and augments uint8 batches inside it: a ratio against this
+    step understates fer's. None where the stand-ins are not beside this script."""
+    if not (STANDINS / "package").is_dir():
+        return None
+    sys.path.insert(0, str(STANDINS))
+    try:
+        from package.model1 import ResNet
+        from package.resnet_cbam import Resnet
+    finally:
+        sys.path.remove(str(STANDINS))
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = Resnet(7) if arch == "global" else ResNet(7, n_head=8, resnet_cbam=1)
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    ce = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    bs, face, roi = args.batch_size, args.face_size, args.roi_size
+    inputs = [torch.randn(bs, 3, face, face, device=device)]
+    if arch != "global":
+        inputs += [torch.randn(bs, 3, roi, roi, device=device) for _ in range(3)]
+    label = torch.randint(0, 7, (bs,), device=device)
+
+    def step() -> None:
+        out = model(*inputs)
+        heads = zip((1.0, 0.6, 1.0), out, strict=True) if isinstance(out, tuple) else [(1, out)]
+        loss = sum(w * ce(o, label) for w, o in heads)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return args.steps * bs / (time.perf_counter() - t0)
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     start(args)
@@ -97,13 +151,20 @@ def main(argv=None) -> int:
         if args.bf16 and not chosen.bf16:
             rates["bf16"] = bench(arch, "bf16", True, args)
         fast = rates[chosen.name]
+        theirs = reference_step(arch, args)
         print(
-            f"{arch:6s} fp32 NCHW (the reference's step, measured now) {fp32:7.2f} img/s | "
+            f"{arch:6s} fp32 NCHW (fer's step in fp32, measured now) {fp32:7.2f} img/s | "
             f"fer default ({default}) {fast:7.2f} img/s: {fast / fp32:.2f}x the "
-            f"step measured now, {fast / REFERENCE[arch]:.2f}x the reference code's "
+            f"fp32 step measured now, {fast / REFERENCE[arch]:.2f}x the reference code's "
             f"{REFERENCE[arch]} img/s",
             flush=True,
         )
+        if theirs is not None:
+            print(
+                f"       the reference's modules, fp32 NCHW, measured now {theirs:7.2f} img/s: "
+                f"fer default {fast / theirs:.2f}x, fer fp32 {fp32 / theirs:.2f}x",
+                flush=True,
+            )
         if "bf16" in rates and not chosen.bf16:
             print(
                 f"       forced bf16+channels_last {rates['bf16']:7.2f} img/s: "

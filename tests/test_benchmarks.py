@@ -90,3 +90,27 @@ def test_predict_benchmark_prints_rates_memory_and_the_fp32_ceiling(tmp_path):
     assert c["inference_gflops"] == pytest.approx(batched["inference_img_per_s"] * total)
     assert c["networks_ceiling_img_per_s"] == pytest.approx(c["sgemm_gflops"] / total)
     assert batched["peak_rss_mb"] >= f["batch1"]["peak_rss_mb"] > 100
+
+
+def test_train_benchmark_pairs_fer_with_the_reference_modules():
+    """bench_train.py at tiny sizes: fer's fp32 and default steps, the reference's own modules'
+    fp32 step (the stand-ins) with both ratios, and the ceiling, for both models."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_train.py"),
+            *("--steps", "1", "--batch-size", "2", "--threads", "2"),
+            *("--face-size", "32", "--roi-size", "16"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.splitlines()
+    for arch in ("global", "roi"):
+        mine = next(i for i, line in enumerate(lines) if line.startswith(f"{arch} "))
+        assert "fer default" in lines[mine] and "the fp32 step measured now" in lines[mine]
+        assert "the reference's modules, fp32 NCHW" in lines[mine + 1]
+        assert "fer default" in lines[mine + 1] and "fer fp32" in lines[mine + 1]
+        assert "ceiling" in lines[mine + 2]
