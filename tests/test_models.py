@@ -181,6 +181,13 @@ def test_bf16_attention_core_runs_in_fp32_on_the_cpu():
     )
     out.float().sum().backward()
     assert tokens.grad is not None and torch.isfinite(tokens.grad).all()
+    attn, wide = attn.double(), tokens.detach().double()  # other precisions keep theirs
+    q, k, v = (
+        m(wide).view(2, 10, 8, 4).transpose(1, 2) for m in (attn.query, attn.key, attn.value)
+    )
+    weights = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)
+    expected = attn.proj((weights @ v).transpose(1, 2).reshape(2, 10, 32))
+    torch.testing.assert_close(attn(wide), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

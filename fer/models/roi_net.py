@@ -62,7 +62,7 @@ class SelfAttention(nn.Module):
             return t.view(b, n, self.heads, c // self.heads).transpose(1, 2)
 
         q, k, v = split(self.query(tokens)), split(self.key(tokens)), split(self.value(tokens))
-        if q.device.type == "cpu" and q.dtype != torch.float32:
+        if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
             # torch's CPU flash attention is slower in bf16 than in fp32, forward + backward on
             # 2 cores of a Xeon with AMX: 2.4x at 529 tokens (90 px ROIs), 4x at 144, 8x at 36
             # (24 px): the core runs in fp32 (the Global-ROI Net's bf16 step: 1.28x faster)
